@@ -1,0 +1,42 @@
+//! Local language models for ShopChat: fetching, tokenizing, generating.
+//!
+//! This crate owns candle, tokenizers and hf-hub; nothing else in the
+//! workspace touches them.
+//!
+//! # Layout
+//! - [`registry`]: the model manifest, installed files, fetching with
+//!   verification; [`quantize`]: re-quantizing at install time.
+//! - [`model`]: the transformer for llama-family GGUFs, with an attention
+//!   cache kept outside the weights.
+//! - [`tokenizer`] and [`template`]: prompt text to tokens, never letting
+//!   untrusted text become control tokens; token bytes back to UTF-8.
+//! - [`generate`]: sampling and one generation's step-by-step state.
+//! - [`worker`]: the single owner of a loaded model, fed by a bounded queue.
+//! - [`bench`]: the figures `shopchat bench` prints.
+//!
+//! # Key design decision
+//! A model is used by exactly one thread, the worker. Callers submit a
+//! request carrying its own reply channel and read events from it; the worker
+//! interleaves active generations step by step. Weights are immutable and
+//! each conversation's cache is a separate value, so there is no lock around
+//! the model and no `&mut` shared across an `.await`.
+
+pub mod bench;
+mod error;
+pub mod generate;
+mod language_model;
+pub mod model;
+pub mod quantize;
+pub mod registry;
+pub mod template;
+pub mod tokenizer;
+pub mod worker;
+
+pub use error::{Error, Result};
+pub use generate::{FinishReason, SamplingConfig};
+pub use language_model::{FittedPrompt, LanguageModel, LoadConfig};
+pub use registry::{FetchOptions, ModelRegistry, Progress, Quantization};
+pub use worker::{
+    spawn_worker, Generation, GenerationEvent, GenerationRequest, GenerationStats, Prompt,
+    WorkerConfig, WorkerHandle,
+};

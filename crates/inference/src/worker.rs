@@ -1,0 +1,481 @@
+//! The inference worker: the one owner of a loaded model.
+//!
+//! Requests arrive over a bounded channel; each carries the sender on which
+//! its events go back. The worker runs on its own OS thread (the work is CPU
+//! bound and must not stall an async runtime) and advances the active
+//! generations in turn, one prefill chunk or one token each, so that a long
+//! answer never holds back another shopper's first token.
+//!
+//! It also keeps attention caches between requests: per conversation (a
+//! follow-up computes only its new tokens) and per system prompt (a new
+//! conversation starts from the already computed system turn).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use shopchat_core::ChatMessage;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::generate::{FinishReason, SamplingConfig, Sequence, Step, StepConfig};
+use crate::model::KvCache;
+use crate::LanguageModel;
+
+/// Settings of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Requests that may wait for a turn; past this, `submit` answers busy.
+    pub queue_capacity: usize,
+    /// Generations advanced in turn at the same time. More interleave more
+    /// shoppers; each one adds its cache to memory and slows the others.
+    pub max_active: usize,
+    /// Prompt tokens computed per turn before the next generation's turn.
+    pub prefill_chunk: usize,
+    /// Memory for caches kept between requests; least recently used go first.
+    pub cache_budget_bytes: usize,
+}
+
+impl WorkerConfig {
+    pub fn standard() -> Self {
+        Self {
+            queue_capacity: 32,
+            max_active: 4,
+            prefill_chunk: 128,
+            cache_budget_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// What to generate from.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// A conversation, rendered with the model's chat template; the oldest
+    /// turns are dropped if it does not fit.
+    Chat(Vec<ChatMessage>),
+    /// Tokens as they are (benchmarks, tests).
+    Tokens(Vec<u32>),
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerationRequest {
+    pub prompt: Prompt,
+    pub sampling: SamplingConfig,
+    /// Keeps this conversation's cache for its next request.
+    pub conversation: Option<String>,
+}
+
+/// Events of one generation, in order: `Started`, any number of `Text`, then
+/// `Finished` or `Failed`.
+#[derive(Debug, Clone)]
+pub enum GenerationEvent {
+    Started { prompt_tokens: usize, reused_tokens: usize, dropped_messages: usize },
+    Text(String),
+    Finished(GenerationStats),
+    Failed { message: String, user_error: bool },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationStats {
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
+    pub generated_tokens: usize,
+    /// Waiting for a turn before the worker took the request.
+    pub queued_ms: f64,
+    /// From submission to the first generated token.
+    pub ttft_ms: f64,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    pub decode_tokens_per_s: f64,
+}
+
+/// The caller's side of one generation. Dropping it stops the generation at
+/// its next step.
+pub struct Generation {
+    pub events: mpsc::UnboundedReceiver<GenerationEvent>,
+    /// Requests ahead of this one when it was queued.
+    pub queue_position: usize,
+    stop: Arc<AtomicBool>,
+}
+
+impl Generation {
+    /// Asks the worker to stop this generation (the stop button). It ends
+    /// with `Finished` and `FinishReason::Cancelled`.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle that can stop the generation from elsewhere.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+}
+
+#[derive(Clone)]
+pub struct Stopper(Arc<AtomicBool>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Job {
+    request: GenerationRequest,
+    events: mpsc::UnboundedSender<GenerationEvent>,
+    stop: Arc<AtomicBool>,
+    submitted: Instant,
+}
+
+/// Cheap to clone; every clone submits to the same worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    jobs: mpsc::Sender<Job>,
+    /// Requests submitted and not yet taken by the worker.
+    waiting: Arc<AtomicUsize>,
+    /// Generations the worker is advancing now.
+    active: Arc<AtomicUsize>,
+    model: Arc<LanguageModel>,
+}
+
+impl WorkerHandle {
+    /// Queues a request. A full queue is an immediate `Error::Busy`, so
+    /// memory never grows with load.
+    pub fn submit(&self, request: GenerationRequest) -> Result<Generation> {
+        request.sampling.validate()?;
+        let (events, receiver) = mpsc::unbounded_channel();
+        // Unbounded is safe here: a job sends at most `max_tokens + 2`
+        // events, so the buffer is bounded by the request itself.
+        let stop = Arc::new(AtomicBool::new(false));
+        let position = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let job = Job { request, events, stop: stop.clone(), submitted: Instant::now() };
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(Generation { events: receiver, queue_position: position, stop }),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let queued = self.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
+                Err(Error::Busy { queued })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                Err(Error::WorkerStopped)
+            }
+        }
+    }
+
+    /// Requests waiting for a turn.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    pub fn active_generations(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    pub fn model(&self) -> &Arc<LanguageModel> {
+        &self.model
+    }
+}
+
+/// Starts the worker thread. It ends when every handle has been dropped and
+/// the last generation has finished.
+pub fn spawn_worker(model: Arc<LanguageModel>, config: WorkerConfig) -> Result<WorkerHandle> {
+    if config.queue_capacity == 0 || config.max_active == 0 || config.prefill_chunk == 0 {
+        return Err(Error::InvalidSettings(
+            "queue_capacity, max_active and prefill_chunk must be at least 1".into(),
+        ));
+    }
+    let (jobs, receiver) = mpsc::channel(config.queue_capacity);
+    let handle = WorkerHandle {
+        jobs,
+        waiting: Arc::new(AtomicUsize::new(0)),
+        active: Arc::new(AtomicUsize::new(0)),
+        model: model.clone(),
+    };
+    let worker = Worker {
+        model,
+        config,
+        receiver,
+        waiting: handle.waiting.clone(),
+        active_count: handle.active.clone(),
+        active: VecDeque::new(),
+        conversations: HashMap::new(),
+        prefixes: Vec::new(),
+        clock: 0,
+    };
+    std::thread::Builder::new()
+        .name("inference".into())
+        .spawn(move || worker.run())
+        .map_err(Error::io("cannot start the inference thread"))?;
+    Ok(handle)
+}
+
+struct Active {
+    job: Job,
+    sequence: Sequence,
+    system_prefix: Option<Vec<u32>>,
+    started: Instant,
+    first_token: Option<Instant>,
+    prefill_done: Option<Instant>,
+}
+
+struct CachedConversation {
+    cache: KvCache,
+    tokens: Vec<u32>,
+    last_used: u64,
+}
+
+struct CachedPrefix {
+    tokens: Vec<u32>,
+    cache: KvCache,
+    last_used: u64,
+}
+
+/// System prompts whose computed caches are kept.
+const MAX_PREFIXES: usize = 4;
+
+struct Worker {
+    model: Arc<LanguageModel>,
+    config: WorkerConfig,
+    receiver: mpsc::Receiver<Job>,
+    waiting: Arc<AtomicUsize>,
+    active_count: Arc<AtomicUsize>,
+    active: VecDeque<Active>,
+    conversations: HashMap<String, CachedConversation>,
+    prefixes: Vec<CachedPrefix>,
+    /// Logical time for least-recently-used eviction.
+    clock: u64,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            while self.active.len() < self.config.max_active {
+                let job = if self.active.is_empty() {
+                    match self.receiver.blocking_recv() {
+                        Some(job) => job,
+                        None => return,
+                    }
+                } else {
+                    match self.receiver.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    }
+                };
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                self.start(job);
+            }
+            self.active_count.store(self.active.len(), Ordering::SeqCst);
+            if let Some(active) = self.active.pop_front() {
+                if let Some(active) = self.advance(active) {
+                    self.active.push_back(active);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, job: Job) {
+        self.clock += 1;
+        let started = Instant::now();
+        match self.prepare(&job) {
+            Ok((sequence, system_prefix, dropped)) => {
+                let _ = job.events.send(GenerationEvent::Started {
+                    prompt_tokens: sequence.prompt().len(),
+                    reused_tokens: sequence.reused_tokens(),
+                    dropped_messages: dropped,
+                });
+                self.active.push_back(Active {
+                    job,
+                    sequence,
+                    system_prefix,
+                    started,
+                    first_token: None,
+                    prefill_done: None,
+                });
+            }
+            Err(error) => {
+                let _ = job.events.send(GenerationEvent::Failed {
+                    user_error: error.is_user_error(),
+                    message: error.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Tokenizes the request and picks the cache that saves the most work.
+    fn prepare(&mut self, job: &Job) -> Result<(Sequence, Option<Vec<u32>>, usize)> {
+        let request = &job.request;
+        let mut sampling = request.sampling.clone();
+        let (tokens, prefix_len, dropped) = match &request.prompt {
+            Prompt::Chat(messages) => {
+                let fitted = self.model.fit_chat(messages, sampling.max_tokens)?;
+                sampling.max_tokens = fitted.max_tokens;
+                (fitted.tokens, fitted.system_prefix_len, fitted.dropped_messages)
+            }
+            Prompt::Tokens(tokens) => {
+                let limit = self.model.context_length();
+                if tokens.len() >= limit {
+                    return Err(Error::ContextOverflow { needed: tokens.len() + 1, limit });
+                }
+                sampling.max_tokens = sampling.max_tokens.min(limit - tokens.len());
+                (tokens.clone(), 0, 0)
+            }
+        };
+
+        let conversation = request
+            .conversation
+            .as_ref()
+            .and_then(|key| self.conversations.remove(key))
+            .map(|c| {
+                let common = common_prefix(&c.tokens, &tokens);
+                let mut cache = c.cache;
+                cache.truncate(common);
+                cache
+            });
+        let system_prefix = (prefix_len > 0).then(|| tokens[..prefix_len].to_vec());
+        let clock = self.clock;
+        let prefix = system_prefix.as_ref().and_then(|prefix| {
+            self.prefixes.iter_mut().find(|p| &p.tokens == prefix).map(|p| {
+                p.last_used = clock;
+                p
+            })
+        });
+        let cache = match (conversation, prefix) {
+            (Some(cache), Some(prefix)) if prefix.tokens.len() > cache.len() => prefix.cache.fork()?,
+            (Some(cache), _) => cache,
+            (None, Some(prefix)) => prefix.cache.fork()?,
+            (None, None) => self.model.transformer.new_cache(),
+        };
+        let mut sequence = Sequence::new(tokens, cache, sampling)?;
+        let needs_prefix_snapshot = system_prefix.as_ref().is_some_and(|prefix| {
+            sequence.cache().len() < prefix.len()
+                && !self.prefixes.iter().any(|p| &p.tokens == prefix)
+        });
+        if needs_prefix_snapshot {
+            sequence.set_prefill_boundary(prefix_len);
+        }
+        Ok((sequence, system_prefix.filter(|_| needs_prefix_snapshot), dropped))
+    }
+
+    /// Runs one step of a generation; returns it if it is not finished.
+    fn advance(&mut self, mut active: Active) -> Option<Active> {
+        let cancelled =
+            active.job.stop.load(Ordering::Relaxed) || active.job.events.is_closed();
+        let step = if cancelled {
+            Ok(Step::Finished { reason: FinishReason::Cancelled, text: String::new() })
+        } else {
+            active.sequence.step(&self.model, StepConfig {
+                    prefill_chunk: self.config.prefill_chunk,
+                    ignore_stop_tokens: false,
+                })
+        };
+        let step = match step {
+            Ok(step) => step,
+            Err(error) => {
+                let _ = active.job.events.send(GenerationEvent::Failed {
+                    user_error: error.is_user_error(),
+                    message: error.to_string(),
+                });
+                return None;
+            }
+        };
+        if let Some(prefix) = &active.system_prefix {
+            if active.sequence.cache().len() >= prefix.len() {
+                self.remember_prefix(prefix.clone(), &active.sequence);
+                active.system_prefix = None;
+            }
+        }
+        if active.prefill_done.is_none() && !active.sequence.is_prefilling() {
+            active.prefill_done = Some(Instant::now());
+        }
+        match step {
+            Step::Prefilled => Some(active),
+            Step::Token { text } => {
+                active.first_token.get_or_insert_with(Instant::now);
+                if !text.is_empty() {
+                    let _ = active.job.events.send(GenerationEvent::Text(text));
+                }
+                Some(active)
+            }
+            Step::Finished { reason, text } => {
+                if reason != FinishReason::Cancelled {
+                    active.first_token.get_or_insert_with(Instant::now);
+                }
+                if !text.is_empty() {
+                    let _ = active.job.events.send(GenerationEvent::Text(text));
+                }
+                let stats = stats(&active, reason);
+                let _ = active.job.events.send(GenerationEvent::Finished(stats));
+                self.keep_conversation(active);
+                None
+            }
+        }
+    }
+
+    fn remember_prefix(&mut self, tokens: Vec<u32>, sequence: &Sequence) {
+        let Ok(mut cache) = sequence.cache().fork() else { return };
+        cache.truncate(tokens.len());
+        if self.prefixes.len() >= MAX_PREFIXES {
+            if let Some(oldest) =
+                self.prefixes.iter().enumerate().min_by_key(|(_, p)| p.last_used).map(|(i, _)| i)
+            {
+                self.prefixes.swap_remove(oldest);
+            }
+        }
+        self.prefixes.push(CachedPrefix { tokens, cache, last_used: self.clock });
+    }
+
+    fn keep_conversation(&mut self, active: Active) {
+        let Some(key) = active.job.request.conversation.clone() else { return };
+        let (cache, tokens) = active.sequence.into_cache();
+        self.conversations.insert(key, CachedConversation { cache, tokens, last_used: self.clock });
+        // Evict least recently used conversations over the memory budget.
+        loop {
+            let used: usize = self.conversations.values().map(|c| c.cache.memory_bytes()).sum();
+            if used <= self.config.cache_budget_bytes {
+                break;
+            }
+            let Some(oldest) = self
+                .conversations
+                .iter()
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.conversations.remove(&oldest);
+        }
+    }
+}
+
+fn stats(active: &Active, reason: FinishReason) -> GenerationStats {
+    let now = Instant::now();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let prefill_end = active.prefill_done.unwrap_or(now);
+    let generated = active.sequence.generated().len();
+    let decode = now.saturating_duration_since(prefill_end);
+    GenerationStats {
+        finish_reason: reason,
+        prompt_tokens: active.sequence.prompt().len(),
+        reused_tokens: active.sequence.reused_tokens(),
+        generated_tokens: generated,
+        queued_ms: ms(active.started.saturating_duration_since(active.job.submitted)),
+        ttft_ms: active
+            .first_token
+            .map(|t| ms(t.saturating_duration_since(active.job.submitted)))
+            .unwrap_or(0.0),
+        prefill_ms: ms(prefill_end.saturating_duration_since(active.started)),
+        decode_ms: ms(decode),
+        decode_tokens_per_s: if generated > 1 && decode.as_secs_f64() > 0.0 {
+            (generated - 1) as f64 / decode.as_secs_f64()
+        } else {
+            0.0
+        },
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
