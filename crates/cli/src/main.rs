@@ -18,7 +18,11 @@ use shopchat_inference::{
 };
 
 #[derive(Parser)]
-#[command(name = "shopchat", version, about = "A self-hosted customer-service chatbot for online shops")]
+#[command(
+    name = "shopchat",
+    version,
+    about = "A self-hosted customer-service chatbot for online shops"
+)]
 struct Cli {
     /// Where models are installed.
     #[arg(long, global = true, env = "SHOPCHAT_MODELS_DIR", default_value = "models")]
@@ -162,7 +166,8 @@ fn run(cli: Cli) -> Result<()> {
 fn list_models(registry: &ModelRegistry) -> Result<()> {
     println!("{:<20} {:<10} {:<10} DESCRIPTION", "NAME", "KIND", "STATUS");
     for entry in registry.models() {
-        let mut status = if registry.is_installed(entry) { "installed" } else { "missing" }.to_owned();
+        let mut status =
+            if registry.is_installed(entry) { "installed" } else { "missing" }.to_owned();
         for variant in registry.installed_variants(entry) {
             status.push_str(&format!(" +{variant}"));
         }
@@ -232,7 +237,8 @@ fn tokenize(registry: &ModelRegistry, args: TokenizeArgs) -> Result<()> {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::io::BufReader::new(
-            std::fs::File::open(&args.jsonl).with_context(|| format!("opening {}", args.jsonl.display()))?,
+            std::fs::File::open(&args.jsonl)
+                .with_context(|| format!("opening {}", args.jsonl.display()))?,
         ))
     };
     let mut stdout = std::io::stdout().lock();
@@ -270,7 +276,10 @@ fn bench_model(registry: &ModelRegistry, args: BenchArgs) -> Result<()> {
         println!("load             {:.2} s", report.load_s);
         println!("prompt           {} tokens", report.prompt_tokens);
         println!("prefill          {:.1} tokens/s", report.prefill_tps);
-        println!("decode           {:.1} tokens/s ({} tokens)", report.decode_tps, report.decode_tokens);
+        println!(
+            "decode           {:.1} tokens/s ({} tokens)",
+            report.decode_tps, report.decode_tokens
+        );
         println!("ttft cold        {:.0} ms", report.ttft_cold_ms);
         println!("ttft warm        {:.0} ms (system prompt cached)", report.ttft_warm_ms);
         println!("peak rss         {:.0} MB", report.peak_rss_mb);

@@ -7,7 +7,13 @@
 //!
 //! # Layout
 //! - [`chat`]: the messages of a conversation as a language model sees them.
+//! - [`language`]: the languages we answer in, and detecting them.
+//! - [`embed`]: the trait through which retrieval asks for sentence vectors.
 
 pub mod chat;
+pub mod embed;
+pub mod language;
 
 pub use chat::{ChatMessage, Role};
+pub use embed::{EmbedError, TextEmbedder};
+pub use language::Language;

@@ -51,7 +51,9 @@ const SYSTEM_INSTRUCTIONS: &str = "You are the customer service assistant of an 
 
 /// Builds a system turn of about `target` tokens and a question.
 fn rag_conversation(model: &LanguageModel, target: usize) -> Result<Vec<ChatMessage>> {
-    let question = ChatMessage::user("How long do I have to return a dress, and when will I get my money back?");
+    let question = ChatMessage::user(
+        "How long do I have to return a dress, and when will I get my money back?",
+    );
     let mut system = String::from(SYSTEM_INSTRUCTIONS);
     let mut n = 0;
     loop {
@@ -83,7 +85,8 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
     for run in 0..=config.runs {
         // Cold: the whole prompt, then decode.
         let started = Instant::now();
-        let mut sequence = Sequence::new(prompt.clone(), model.transformer.new_cache(), sampling.clone())?;
+        let mut sequence =
+            Sequence::new(prompt.clone(), model.transformer.new_cache(), sampling.clone())?;
         let mut step = sequence.step(model, whole_prompt)?;
         let first = started.elapsed().as_secs_f64();
         let decode_started = Instant::now();
@@ -97,7 +100,8 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
         let mut prefix = model.transformer.new_cache();
         model.transformer.forward(&prompt[..fitted.system_prefix_len.max(1)], &mut prefix)?;
         let started = Instant::now();
-        let mut sequence = Sequence::new(prompt.clone(), prefix.fork()?, SamplingConfig::greedy(1))?;
+        let mut sequence =
+            Sequence::new(prompt.clone(), prefix.fork()?, SamplingConfig::greedy(1))?;
         sequence.step(model, whole_prompt)?;
         let warm_s = started.elapsed().as_secs_f64();
 

@@ -14,7 +14,9 @@ pub enum Error {
     #[error("unknown model `{name}`; known models: {known}")]
     UnknownModel { name: String, known: String },
 
-    #[error("model `{name}` is not installed (missing {path}); run `shopchat models fetch {name}`")]
+    #[error(
+        "model `{name}` is not installed (missing {path}); run `shopchat models fetch {name}`"
+    )]
     NotInstalled { name: String, path: PathBuf },
 
     #[error("checksum mismatch for {path}: expected sha256 {expected}, got {actual}")]

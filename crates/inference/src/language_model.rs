@@ -59,7 +59,8 @@ impl LanguageModel {
         }
         let (transformer, content) = Transformer::load(path, config.max_context)?;
         let tokenizer = Tokenizer::for_gguf(path, &content)?;
-        let token_text = |id: Option<u32>| id.map(|id| tokenizer.decode_special(id)).unwrap_or_default();
+        let token_text =
+            |id: Option<u32>| id.map(|id| tokenizer.decode_special(id)).unwrap_or_default();
         let template_source =
             content.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok());
         let template = ChatTemplate::new(
@@ -104,7 +105,11 @@ impl LanguageModel {
 
     /// The prompt tokens for a conversation, ready for generation.
     pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        self.template.encode(&self.tokenizer, messages, RenderOptions { add_generation_prompt: true })
+        self.template.encode(
+            &self.tokenizer,
+            messages,
+            RenderOptions { add_generation_prompt: true },
+        )
     }
 
     /// The prompt as text, for people debugging prompts.

@@ -234,7 +234,9 @@ impl KvCache {
     fn tensors(&self, layer: usize, len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let (cap, d) = (self.capacity, self.head_dim);
         let gather = |buffer: &[f32]| -> Vec<f32> {
-            (0..self.n_kv_head).flat_map(|h| buffer[h * cap * d..][..len * d].iter().copied()).collect()
+            (0..self.n_kv_head)
+                .flat_map(|h| buffer[h * cap * d..][..len * d].iter().copied())
+                .collect()
         };
         let layer = &self.layers[layer];
         let shape = (1, self.n_kv_head, len, d);
@@ -251,10 +253,8 @@ impl Transformer {
     pub fn load(path: &Path, max_context: Option<usize>) -> Result<(Self, gguf_file::Content)> {
         let mut file = std::fs::File::open(path)
             .map_err(Error::io(format!("cannot open model file {}", path.display())))?;
-        let content = gguf_file::Content::read(&mut file).map_err(|e| Error::BadModelFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| Error::BadModelFile { path: path.to_owned(), reason: e.to_string() })?;
         let mut config = ModelConfig::from_gguf(&content, path)?;
         if let Some(max) = max_context {
             config.context_length = config.context_length.min(max);
@@ -280,8 +280,9 @@ impl Transformer {
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let p = format!("blk.{i}");
-            let mut matmul =
-                |name: &str| -> Result<QMatMul> { Ok(QMatMul::from_qtensor(tensor(&format!("{p}.{name}"))?)?) };
+            let mut matmul = |name: &str| -> Result<QMatMul> {
+                Ok(QMatMul::from_qtensor(tensor(&format!("{p}.{name}"))?)?)
+            };
             let attention = Attention {
                 wq: matmul("attn_q.weight")?,
                 wk: matmul("attn_k.weight")?,
@@ -298,8 +299,10 @@ impl Transformer {
                 tensor(&format!("{p}.attn_norm.weight"))?,
                 config.rms_norm_eps,
             )?;
-            let ffn_norm =
-                RmsNorm::from_qtensor(tensor(&format!("{p}.ffn_norm.weight"))?, config.rms_norm_eps)?;
+            let ffn_norm = RmsNorm::from_qtensor(
+                tensor(&format!("{p}.ffn_norm.weight"))?,
+                config.rms_norm_eps,
+            )?;
             let bias = if config.architecture == "qwen2" {
                 let mut b = |name: &str| -> Result<Tensor> {
                     Ok(tensor(&format!("{p}.{name}"))?.dequantize(&device)?)
@@ -405,10 +408,7 @@ impl Transformer {
         let k = k.reshape((b, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
         let v = v.reshape((b, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
         let (q, k) = if c.rope_neox {
-            (
-                candle_nn::rotary_emb::rope(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope(&k, cos, sin)?,
-            )
+            (candle_nn::rotary_emb::rope(&q, cos, sin)?, candle_nn::rotary_emb::rope(&k, cos, sin)?)
         } else {
             (
                 candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
@@ -449,11 +449,9 @@ impl Transformer {
             };
             let weights = candle_nn::ops::softmax_last_dim(&scores)?;
             let y = weights.matmul(&v)?;
-            y.reshape((b, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((
-                b,
-                seq_len,
-                n_embd,
-            ))?
+            y.reshape((b, c.n_head, seq_len, c.head_dim))?
+                .transpose(1, 2)?
+                .reshape((b, seq_len, n_embd))?
         };
         Ok(a.wo.forward(&y)?)
     }
@@ -465,9 +463,8 @@ impl Transformer {
             return Ok(mask.clone());
         }
         let kv_len = start + seq_len;
-        let data: Vec<u8> = (0..seq_len)
-            .flat_map(|i| (0..kv_len).map(move |j| u8::from(j > start + i)))
-            .collect();
+        let data: Vec<u8> =
+            (0..seq_len).flat_map(|i| (0..kv_len).map(move |j| u8::from(j > start + i))).collect();
         let mask = Tensor::from_slice(&data, (seq_len, kv_len), &self.device)?;
         // Prefill chunk shapes repeat, but offsets vary with every
         // conversation: keep the map from growing without bound.
@@ -504,7 +501,13 @@ fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Tensor, Tenso
 /// operand packing) and little arithmetic; this loop is several times faster
 /// at conversation lengths. Returns `[head][head dim]` flattened, the layout
 /// the output projection expects for one token.
-fn decode_attention(q: &[f32], cache: &KvCache, layer: usize, kv_len: usize, group: usize) -> Vec<f32> {
+fn decode_attention(
+    q: &[f32],
+    cache: &KvCache,
+    layer: usize,
+    kv_len: usize,
+    group: usize,
+) -> Vec<f32> {
     let (d, cap) = (cache.head_dim, cache.capacity);
     let scale = 1.0 / (d as f32).sqrt();
     let layer = &cache.layers[layer];
@@ -551,5 +554,3 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn argmax(logits: &Tensor) -> Result<u32> {
     Ok(logits.argmax(D::Minus1)?.to_scalar::<u32>()?)
 }
-
-

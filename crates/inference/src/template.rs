@@ -38,9 +38,12 @@ impl ChatTemplate {
     pub fn new(source: Option<&str>, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
         env.add_template_owned("chat", source.unwrap_or(CHATML).to_owned())
             .map_err(|e| Error::Template(e.to_string()))?;
         Ok(Self { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
@@ -60,7 +63,9 @@ impl ChatTemplate {
                     let encoded = tokenizer.encode_trusted(&text)?;
                     // Some templates write the BOS token themselves.
                     let skip = usize::from(
-                        ids.len() == 1 && encoded.first().is_some() && encoded.first() == ids.first(),
+                        ids.len() == 1
+                            && encoded.first().is_some()
+                            && encoded.first() == ids.first(),
                     );
                     ids.extend_from_slice(&encoded[skip..]);
                 }
@@ -82,7 +87,11 @@ impl ChatTemplate {
             .collect())
     }
 
-    fn render_pieces(&self, messages: &[ChatMessage], options: RenderOptions) -> Result<Vec<Piece>> {
+    fn render_pieces(
+        &self,
+        messages: &[ChatMessage],
+        options: RenderOptions,
+    ) -> Result<Vec<Piece>> {
         let placeholders: Vec<minijinja::Value> = messages
             .iter()
             .enumerate()
@@ -110,11 +119,10 @@ impl ChatTemplate {
         }
         // After the head, parts alternate: placeholder index, template text.
         while let (Some(index), Some(text)) = (parts.next(), parts.next()) {
-            let message = index
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| messages.get(i))
-                .ok_or_else(|| Error::Template("the template altered a message placeholder".into()))?;
+            let message =
+                index.parse::<usize>().ok().and_then(|i| messages.get(i)).ok_or_else(|| {
+                    Error::Template("the template altered a message placeholder".into())
+                })?;
             pieces.push(Piece::Content(message.content.replace(MARK, "\u{FFFD}")));
             push_template(&mut pieces, text);
         }

@@ -60,12 +60,12 @@ impl Tokenizer {
 
     /// Reads only a GGUF file's metadata (not its weights) for the tokenizer.
     pub fn load(path: &Path) -> Result<Self> {
-        let mut file = std::fs::File::open(path)
-            .map_err(crate::error::Error::io(format!("cannot open model file {}", path.display())))?;
-        let content = gguf_file::Content::read(&mut file).map_err(|e| Error::BadModelFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mut file = std::fs::File::open(path).map_err(crate::error::Error::io(format!(
+            "cannot open model file {}",
+            path.display()
+        )))?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| Error::BadModelFile { path: path.to_owned(), reason: e.to_string() })?;
         Self::for_gguf(path, &content)
     }
 
@@ -104,10 +104,8 @@ impl Tokenizer {
         };
         let pre = string("tokenizer.ggml.pre").unwrap_or_else(|| "default".into());
         let json = tokenizer_json(&tokens, &merges, &token_types, &pre)?;
-        let add_bos = md
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.to_bool().ok())
-            .unwrap_or(false);
+        let add_bos =
+            md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
         let trusted = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes())
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Self::assemble(
@@ -212,12 +210,8 @@ fn encode(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
 
 /// The in-memory `tokenizer.json` for a GGUF byte-level BPE.
 fn tokenizer_json(tokens: &[String], merges: &[String], types: &[i32], pre: &str) -> Result<Value> {
-    let byte_level = |use_regex: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-    };
-    let split = |pattern: &str| {
-        json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
-    };
+    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
     let (normalizer, pre_tokenizer) = match pre {
         "smollm" => (
             Value::Null,

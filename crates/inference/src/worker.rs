@@ -266,13 +266,14 @@ impl Worker {
                 };
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 self.start(job);
+                self.active_count.store(self.active.len(), Ordering::SeqCst);
             }
-            self.active_count.store(self.active.len(), Ordering::SeqCst);
             if let Some(active) = self.active.pop_front() {
                 if let Some(active) = self.advance(active) {
                     self.active.push_back(active);
                 }
             }
+            self.active_count.store(self.active.len(), Ordering::SeqCst);
         }
     }
 
@@ -324,11 +325,8 @@ impl Worker {
             }
         };
 
-        let conversation = request
-            .conversation
-            .as_ref()
-            .and_then(|key| self.conversations.remove(key))
-            .map(|c| {
+        let conversation =
+            request.conversation.as_ref().and_then(|key| self.conversations.remove(key)).map(|c| {
                 let common = common_prefix(&c.tokens, &tokens);
                 let mut cache = c.cache;
                 cache.truncate(common);
@@ -343,7 +341,9 @@ impl Worker {
             })
         });
         let cache = match (conversation, prefix) {
-            (Some(cache), Some(prefix)) if prefix.tokens.len() > cache.len() => prefix.cache.fork()?,
+            (Some(cache), Some(prefix)) if prefix.tokens.len() > cache.len() => {
+                prefix.cache.fork()?
+            }
             (Some(cache), _) => cache,
             (None, Some(prefix)) => prefix.cache.fork()?,
             (None, None) => self.model.transformer.new_cache(),
@@ -361,15 +361,14 @@ impl Worker {
 
     /// Runs one step of a generation; returns it if it is not finished.
     fn advance(&mut self, mut active: Active) -> Option<Active> {
-        let cancelled =
-            active.job.stop.load(Ordering::Relaxed) || active.job.events.is_closed();
+        let cancelled = active.job.stop.load(Ordering::Relaxed) || active.job.events.is_closed();
         let step = if cancelled {
             Ok(Step::Finished { reason: FinishReason::Cancelled, text: String::new() })
         } else {
-            active.sequence.step(&self.model, StepConfig {
-                    prefill_chunk: self.config.prefill_chunk,
-                    ignore_stop_tokens: false,
-                })
+            active.sequence.step(
+                &self.model,
+                StepConfig { prefill_chunk: self.config.prefill_chunk, ignore_stop_tokens: false },
+            )
         };
         let step = match step {
             Ok(step) => step,
@@ -437,11 +436,8 @@ impl Worker {
             if used <= self.config.cache_budget_bytes {
                 break;
             }
-            let Some(oldest) = self
-                .conversations
-                .iter()
-                .min_by_key(|(_, c)| c.last_used)
-                .map(|(k, _)| k.clone())
+            let Some(oldest) =
+                self.conversations.iter().min_by_key(|(_, c)| c.last_used).map(|(k, _)| k.clone())
             else {
                 break;
             };
