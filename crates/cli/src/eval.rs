@@ -1,0 +1,298 @@
+//! `shopchat eval`: quality figures on data we did not write.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use shopchat_core::{Language, TextEmbedder};
+use shopchat_inference::ModelRegistry;
+use shopchat_retrieval::{IndexHandle, KnowledgeBase, PassageKind, SearchQuery};
+
+use shopchat_retrieval::gate::{calibrate, GateCounts, GateSignals};
+use shopchat_retrieval::GateConfig;
+
+use crate::knowledge::{build_with_progress, load_embedder, parse_language, DataDirArg};
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Hit@k, MRR@10 and latency of retrieval on a FAQ corpus and its queries.
+    Retrieval(RetrievalArgs),
+    /// Precision and recall of the relevance gate on labelled questions.
+    Gate(GateArgs),
+    /// Routes customer-support utterances (Bitext) to the demo FAQ topics.
+    Routing(RoutingArgs),
+}
+
+#[derive(Args)]
+pub struct GateArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// JSON lines `{"q","lang","in_scope"}`.
+    #[arg(long, default_value = "tests/gate/questions.jsonl")]
+    questions: PathBuf,
+    /// Also fit the rules on half the questions and report the other half
+    /// (both ways round), then print the rules fitted on all of them.
+    #[arg(long)]
+    calibrate: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RoutingArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// The Bitext customer-support CSV (`instruction`, `intent` columns).
+    #[arg(long)]
+    bitext: PathBuf,
+    /// Which FAQ ids answer each intent (TOML: intent = [ids]).
+    #[arg(long, default_value = "tests/eval/bitext-intents.toml")]
+    map: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RetrievalArgs {
+    /// JSON lines `{"id","question","answer"}`.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// JSON lines `{"query","gold_id"}`.
+    #[arg(long)]
+    queries: PathBuf,
+    /// BM25 alone instead of BM25 fused with sentence vectors.
+    #[arg(long)]
+    bm25_only: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(registry: &ModelRegistry, command: EvalCommand) -> Result<()> {
+    match command {
+        EvalCommand::Retrieval(args) => retrieval(registry, args),
+        EvalCommand::Gate(args) => gate(registry, args),
+        EvalCommand::Routing(args) => routing(registry, args),
+    }
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// A scratch index of a corpus, gone when dropped.
+struct ScratchIndex {
+    _dir: tempfile::TempDir,
+    handle: IndexHandle,
+}
+
+fn scratch_index(corpus: &Path, embedder: Option<Arc<dyn TextEmbedder>>) -> Result<ScratchIndex> {
+    let dir = tempfile::tempdir()?;
+    let mut kb = KnowledgeBase::default();
+    kb.import_faq(corpus)?;
+    build_with_progress(&kb, dir.path(), embedder.as_deref())?;
+    let handle = IndexHandle::open(dir.path(), embedder)?;
+    Ok(ScratchIndex { _dir: dir, handle })
+}
+
+/// The FAQ id behind a passage id (`faq/ID@lang`).
+pub fn faq_id(passage_id: &str) -> &str {
+    let id = passage_id.strip_prefix("faq/").unwrap_or(passage_id);
+    id.rsplit_once('@').map(|(id, _)| id).unwrap_or(id)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn retrieval(registry: &ModelRegistry, args: RetrievalArgs) -> Result<()> {
+    let embedder = if args.bm25_only { None } else { load_embedder(registry)? };
+    let hybrid = embedder.is_some();
+    let index = scratch_index(&args.corpus, embedder)?;
+    let queries = read_jsonl(&args.queries)?;
+    if queries.is_empty() {
+        bail!("{} holds no queries", args.queries.display());
+    }
+    let (mut hit1, mut hit3, mut hit10, mut mrr) = (0usize, 0usize, 0usize, 0.0f64);
+    let mut latencies = Vec::with_capacity(queries.len());
+    for (number, query) in queries.iter().enumerate() {
+        let (Some(text), Some(gold)) = (query["query"].as_str(), query["gold_id"].as_str()) else {
+            bail!("{}:{}: needs \"query\" and \"gold_id\"", args.queries.display(), number + 1);
+        };
+        let started = Instant::now();
+        let hits =
+            index.handle.search(&SearchQuery { text, lang: Some(Language::En), limit: 10 })?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        if let Some(rank) = hits
+            .iter()
+            .position(|h| h.passage.kind == PassageKind::Faq && faq_id(&h.passage.id) == gold)
+        {
+            hit1 += usize::from(rank < 1);
+            hit3 += usize::from(rank < 3);
+            hit10 += 1;
+            mrr += 1.0 / (rank as f64 + 1.0);
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let n = queries.len() as f64;
+    let report = serde_json::json!({
+        "n": queries.len(),
+        "mode": if hybrid { "hybrid" } else { "bm25" },
+        "hit@1": hit1 as f64 / n,
+        "hit@3": hit3 as f64 / n,
+        "hit@10": hit10 as f64 / n,
+        "mrr@10": mrr / n,
+        "p50_ms": percentile(&latencies, 0.5),
+        "p99_ms": percentile(&latencies, 0.99),
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("queries   {}", report["n"]);
+        println!("mode      {}", report["mode"].as_str().unwrap_or_default());
+        for key in ["hit@1", "hit@3", "hit@10", "mrr@10"] {
+            println!("{key:<9} {:.3}", report[key].as_f64().unwrap_or_default());
+        }
+        println!(
+            "latency   p50 {:.2} ms, p99 {:.2} ms",
+            report["p50_ms"].as_f64().unwrap_or_default(),
+            report["p99_ms"].as_f64().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
+    let index = IndexHandle::open(&args.data.data_dir, load_embedder(registry)?)?;
+    let hybrid = index.current().is_hybrid();
+    let config = GateConfig::calibrated();
+    let mut examples: Vec<(Language, GateSignals, bool)> = Vec::new();
+    for (number, question) in read_jsonl(&args.questions)?.iter().enumerate() {
+        let (Some(text), Some(lang), Some(in_scope)) =
+            (question["q"].as_str(), question["lang"].as_str(), question["in_scope"].as_bool())
+        else {
+            bail!(
+                "{}:{}: needs \"q\", \"lang\" and \"in_scope\"",
+                args.questions.display(),
+                number + 1
+            );
+        };
+        let lang = parse_language(lang)?;
+        let hits = index.search(&SearchQuery { text, lang: Some(lang), limit: 10 })?;
+        examples.push((lang, GateSignals::of(&hits), in_scope));
+    }
+    let mut report = serde_json::Map::new();
+    report.insert("mode".into(), (if hybrid { "hybrid" } else { "bm25" }).into());
+    for lang in Language::ALL {
+        let labelled: Vec<(GateSignals, bool)> =
+            examples.iter().filter(|e| e.0 == lang).map(|e| (e.1, e.2)).collect();
+        if labelled.is_empty() {
+            continue;
+        }
+        let rule = config.rule(lang, hybrid);
+        let mut entry = serde_json::json!({
+            "rule": rule,
+            "shipped": counts_json(&GateCounts::of(&rule, &labelled)),
+        });
+        if args.calibrate {
+            // Two-fold: fit on even lines, test on odd ones, and the reverse.
+            let halves: [Vec<(GateSignals, bool)>; 2] = [
+                labelled.iter().step_by(2).copied().collect(),
+                labelled.iter().skip(1).step_by(2).copied().collect(),
+            ];
+            let mut held_out = GateCounts::default();
+            for (fit, test) in [(0, 1), (1, 0)] {
+                let counts = GateCounts::of(&calibrate(&halves[fit]), &halves[test]);
+                held_out.true_covered += counts.true_covered;
+                held_out.false_covered += counts.false_covered;
+                held_out.true_refused += counts.true_refused;
+                held_out.false_refused += counts.false_refused;
+            }
+            entry["held_out"] = counts_json(&held_out);
+            entry["fitted_on_all"] = serde_json::to_value(calibrate(&labelled))?;
+        }
+        report.insert(lang.code().into(), entry);
+    }
+    let report = serde_json::Value::Object(report);
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+fn counts_json(counts: &GateCounts) -> serde_json::Value {
+    serde_json::json!({
+        "in_scope": counts.true_covered + counts.false_refused,
+        "out_of_scope": counts.true_refused + counts.false_covered,
+        "precision": counts.precision(),
+        "recall": counts.recall(),
+        "refused_out_of_scope": counts.refusal_rate(),
+        "f1": counts.f1(),
+    })
+}
+
+fn routing(registry: &ModelRegistry, args: RoutingArgs) -> Result<()> {
+    let index = IndexHandle::open(&args.data.data_dir, load_embedder(registry)?)?;
+    let map: std::collections::BTreeMap<String, Vec<String>> = toml::from_str(
+        &std::fs::read_to_string(&args.map)
+            .with_context(|| format!("reading {}", args.map.display()))?,
+    )
+    .with_context(|| format!("parsing {}", args.map.display()))?;
+    let mut reader = csv::Reader::from_path(&args.bitext)
+        .with_context(|| format!("reading {}", args.bitext.display()))?;
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| {
+        headers.iter().position(|h| h == name).with_context(|| format!("no `{name}` column"))
+    };
+    let (text_column, intent_column) = (column("instruction")?, column("intent")?);
+    let (mut total, mut correct, mut unmapped) = (0usize, 0usize, 0usize);
+    let mut by_intent: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for record in reader.records() {
+        let record = record?;
+        let (text, intent) = (&record[text_column], &record[intent_column]);
+        let Some(expected) = map.get(intent) else {
+            unmapped += 1;
+            continue;
+        };
+        let hits = index.search(&SearchQuery { text, lang: Some(Language::En), limit: 10 })?;
+        let top_faq =
+            hits.iter().find(|h| h.passage.kind == PassageKind::Faq).map(|h| faq_id(&h.passage.id));
+        let right = top_faq.is_some_and(|id| expected.iter().any(|e| e == id));
+        total += 1;
+        correct += usize::from(right);
+        let entry = by_intent.entry(intent.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(right);
+    }
+    if total == 0 {
+        bail!("no utterance has an intent listed in {}", args.map.display());
+    }
+    let report = serde_json::json!({
+        "utterances": total,
+        "accuracy": correct as f64 / total as f64,
+        "left_out_no_demo_topic": unmapped,
+        "by_intent": by_intent.iter().map(|(k, (n, c))| (k.clone(), serde_json::json!(*c as f64 / *n as f64))).collect::<serde_json::Map<_, _>>(),
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}

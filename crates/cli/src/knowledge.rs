@@ -1,0 +1,182 @@
+//! `shopchat index` and `shopchat search`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use shopchat_core::{Language, TextEmbedder};
+use shopchat_inference::{ModelRegistry, SentenceEmbedder};
+use shopchat_retrieval::{
+    build_index, BuildProgress, Hit, IndexHandle, KnowledgeBase, SearchQuery,
+};
+
+/// The embedding model used for hybrid retrieval.
+pub const EMBEDDING_MODEL: &str = "minilm-l6";
+
+#[derive(Args)]
+pub struct DataDirArg {
+    /// Where the index and the database live.
+    #[arg(long, env = "SHOPCHAT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// The knowledge base: FAQ, policies, orders.
+    #[arg(long, default_value = "faq")]
+    kb: PathBuf,
+    /// Extra FAQ entries to import: JSONL `{"id","question","answer","lang"?}` or CSV.
+    #[arg(long)]
+    import: Vec<PathBuf>,
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Index without the embedding model (BM25 only).
+    #[arg(long)]
+    bm25_only: bool,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Hits to show.
+    #[arg(short, default_value_t = 5)]
+    k: usize,
+    /// Query language (default: detected from the query).
+    #[arg(long)]
+    lang: Option<String>,
+    /// One JSON object per hit.
+    #[arg(long)]
+    json: bool,
+    query: String,
+}
+
+/// The sentence embedder, or `None` with a warning when it is not installed:
+/// retrieval then runs on BM25 alone.
+pub fn load_embedder(registry: &ModelRegistry) -> Result<Option<Arc<dyn TextEmbedder>>> {
+    let dir = match registry.resolve_dir(EMBEDDING_MODEL) {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("warning: {error}; searching with BM25 only");
+            return Ok(None);
+        }
+    };
+    let entry = registry.entry(EMBEDDING_MODEL)?;
+    let weights_sha = entry.files.first().map(|f| &f.sha256[..12]).unwrap_or("unknown");
+    let model_id = format!("{EMBEDDING_MODEL}@{weights_sha}");
+    let embedder = SentenceEmbedder::load(&dir, &model_id)
+        .with_context(|| format!("loading the embedding model from {}", dir.display()))?;
+    Ok(Some(Arc::new(embedder)))
+}
+
+pub fn index(registry: &ModelRegistry, args: IndexArgs) -> Result<()> {
+    let mut kb = KnowledgeBase::load(&args.kb)?;
+    for file in &args.import {
+        let added = kb.import_faq(file)?;
+        eprintln!("imported {added} entries from {}", file.display());
+    }
+    let embedder = if args.bm25_only { None } else { load_embedder(registry)? };
+    let report = build_with_progress(&kb, &args.data.data_dir, embedder.as_deref())?;
+    println!(
+        "indexed {} passages ({} with vectors) as generation {} in {}",
+        report.passages,
+        report.embedded,
+        report.generation,
+        report.dir.display()
+    );
+    Ok(())
+}
+
+pub fn build_with_progress(
+    kb: &KnowledgeBase,
+    data_dir: &Path,
+    embedder: Option<&dyn TextEmbedder>,
+) -> Result<shopchat_retrieval::BuildReport> {
+    let bar = indicatif::ProgressBar::new(kb.passages().len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:12} [{bar:30}] {pos}/{len} {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let report = build_index(kb, data_dir, embedder, &mut |progress| match progress {
+        BuildProgress::Embedding { done, total } => {
+            bar.set_message("embedding");
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        BuildProgress::Indexing { passages } => {
+            bar.set_message("indexing");
+            bar.set_position(passages as u64);
+        }
+        BuildProgress::Switched { .. } => bar.finish_and_clear(),
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+pub fn search(registry: &ModelRegistry, args: SearchArgs) -> Result<()> {
+    let embedder = load_embedder(registry)?;
+    let index = IndexHandle::open(&args.data.data_dir, embedder)?;
+    let lang = args.lang.as_deref().map(parse_language).transpose()?;
+    let hits = index.search(&SearchQuery { text: &args.query, lang, limit: args.k })?;
+    let lang = lang.unwrap_or_else(|| Language::detect(&args.query));
+    let gate = shopchat_retrieval::GateConfig::calibrated().decide(lang, &hits);
+    if !args.json {
+        println!(
+            "gate: {} (score {:.2})",
+            if gate.covered { "covered" } else { "not covered: the chat would refuse" },
+            gate.score
+        );
+    }
+    for hit in &hits {
+        if args.json {
+            println!("{}", hit_json(hit));
+        } else {
+            print_hit(hit);
+        }
+    }
+    if hits.is_empty() && !args.json {
+        println!("no passages match");
+    }
+    Ok(())
+}
+
+pub fn parse_language(tag: &str) -> Result<Language> {
+    Language::from_tag(tag).with_context(|| format!("unknown language `{tag}` (en, zh)"))
+}
+
+fn hit_json(hit: &Hit) -> serde_json::Value {
+    serde_json::json!({
+        "rank": hit.rank,
+        "id": hit.passage.id,
+        "kind": hit.passage.kind,
+        "lang": hit.passage.lang,
+        "title": hit.passage.title,
+        "heading_path": hit.passage.heading_path,
+        "url": hit.passage.url,
+        "fused": hit.fused,
+        "bm25": hit.bm25.as_ref().map(|r| r.score),
+        "cosine": hit.cosine.as_ref().map(|r| r.score),
+        "coverage": hit.coverage,
+        "text": hit.passage.text,
+    })
+}
+
+fn print_hit(hit: &Hit) {
+    let score = |r: Option<&shopchat_retrieval::Ranked>| {
+        r.map(|r| format!("{:.3} (#{})", r.score, r.rank)).unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "{}. {}  fused {:.4}  bm25 {}  cosine {}  coverage {:.2}",
+        hit.rank,
+        hit.passage.id,
+        hit.fused,
+        score(hit.bm25.as_ref()),
+        score(hit.cosine.as_ref()),
+        hit.coverage
+    );
+    println!("   {}", hit.passage.title);
+    let preview: String = hit.passage.text.chars().take(160).collect();
+    println!("   {}", preview.replace('\n', " "));
+}

@@ -1,0 +1,208 @@
+//! The relevance gate: does the knowledge base cover a question at all?
+//!
+//! Small models answer anything, so the chat asks the gate first and, when
+//! the answer is no, refuses and offers a person instead of calling the
+//! model. The decision is a threshold on a score built from the best of the
+//! top hits: cosine similarity (meaning) plus weighted coverage (the share
+//! of the question's rare words the passage contains). The weights and
+//! thresholds are calibrated per language on labelled questions with
+//! `shopchat eval gate --calibrate`; the defaults below come from the demo
+//! shop's set and the procedure is in `docs/quality.md`.
+
+use serde::{Deserialize, Serialize};
+use shopchat_core::Language;
+
+use crate::Hit;
+
+/// How many of the top hits the gate looks at.
+const CONSIDERED_HITS: usize = 3;
+
+/// One language's rule: covered when `cosine + coverage_weight * coverage`
+/// reaches `threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GateRule {
+    pub coverage_weight: f32,
+    pub threshold: f32,
+}
+
+impl GateRule {
+    pub fn score(&self, signals: &GateSignals) -> f32 {
+        signals.cosine.unwrap_or(0.0) + self.coverage_weight * signals.coverage
+    }
+}
+
+/// Rules for each language, with and without sentence vectors (BM25-only
+/// indexes have no cosine, so they need their own thresholds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateConfig {
+    pub hybrid_en: GateRule,
+    pub hybrid_zh: GateRule,
+    pub bm25_en: GateRule,
+    pub bm25_zh: GateRule,
+}
+
+impl GateConfig {
+    /// Calibrated on `tests/gate/questions.jsonl` (see `docs/quality.md`).
+    pub fn calibrated() -> Self {
+        Self {
+            hybrid_en: GateRule { coverage_weight: 1.5, threshold: 0.85 },
+            hybrid_zh: GateRule { coverage_weight: 3.0, threshold: 1.15 },
+            bm25_en: GateRule { coverage_weight: 1.0, threshold: 0.35 },
+            bm25_zh: GateRule { coverage_weight: 1.0, threshold: 0.2 },
+        }
+    }
+
+    pub fn rule(&self, lang: Language, hybrid: bool) -> GateRule {
+        match (lang, hybrid) {
+            (Language::En, true) => self.hybrid_en,
+            (Language::Zh, true) => self.hybrid_zh,
+            (Language::En, false) => self.bm25_en,
+            (Language::Zh, false) => self.bm25_zh,
+        }
+    }
+
+    pub fn set_rule(&mut self, lang: Language, hybrid: bool, rule: GateRule) {
+        let slot = match (lang, hybrid) {
+            (Language::En, true) => &mut self.hybrid_en,
+            (Language::Zh, true) => &mut self.hybrid_zh,
+            (Language::En, false) => &mut self.bm25_en,
+            (Language::Zh, false) => &mut self.bm25_zh,
+        };
+        *slot = rule;
+    }
+
+    /// Decides for the hits of one search.
+    pub fn decide(&self, lang: Language, hits: &[Hit]) -> GateDecision {
+        let signals = GateSignals::of(hits);
+        let rule = self.rule(lang, signals.cosine.is_some());
+        let score = rule.score(&signals);
+        GateDecision { covered: !hits.is_empty() && score >= rule.threshold, score, signals }
+    }
+}
+
+/// What the gate measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GateSignals {
+    /// Best cosine similarity among the top hits; `None` without vectors.
+    pub cosine: Option<f32>,
+    /// Best coverage among the top hits.
+    pub coverage: f32,
+}
+
+impl GateSignals {
+    pub fn of(hits: &[Hit]) -> Self {
+        let top = &hits[..hits.len().min(CONSIDERED_HITS)];
+        let cosine = top.iter().filter_map(|h| h.cosine.map(|c| c.score)).reduce(f32::max);
+        let coverage = top.iter().map(|h| h.coverage).fold(0.0, f32::max);
+        Self { cosine, coverage }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GateDecision {
+    pub covered: bool,
+    pub score: f32,
+    pub signals: GateSignals,
+}
+
+/// Picks the rule that maximises F1 of "covered" on labelled examples
+/// (signals, in scope) by a grid search over weights and thresholds.
+pub fn calibrate(examples: &[(GateSignals, bool)]) -> GateRule {
+    const WEIGHTS: [f32; 8] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
+    let mut best = (GateRule { coverage_weight: 1.0, threshold: 0.5 }, -1.0f32);
+    for weight in WEIGHTS {
+        for step in 0..=300 {
+            let rule = GateRule { coverage_weight: weight, threshold: step as f32 / 100.0 };
+            let f1 = GateCounts::of(&rule, examples).f1();
+            if f1 > best.1 {
+                best = (rule, f1);
+            }
+        }
+    }
+    best.0
+}
+
+/// A confusion matrix of the gate's decisions, "covered" being positive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct GateCounts {
+    pub true_covered: usize,
+    pub false_covered: usize,
+    pub true_refused: usize,
+    pub false_refused: usize,
+}
+
+impl GateCounts {
+    pub fn of(rule: &GateRule, examples: &[(GateSignals, bool)]) -> Self {
+        let mut counts = Self::default();
+        for (signals, in_scope) in examples {
+            let covered = rule.score(signals) >= rule.threshold;
+            match (covered, *in_scope) {
+                (true, true) => counts.true_covered += 1,
+                (true, false) => counts.false_covered += 1,
+                (false, false) => counts.true_refused += 1,
+                (false, true) => counts.false_refused += 1,
+            }
+        }
+        counts
+    }
+
+    /// Of the questions the gate let through, the share in scope.
+    pub fn precision(&self) -> f32 {
+        ratio(self.true_covered, self.true_covered + self.false_covered)
+    }
+
+    /// Of the questions in scope, the share the gate let through.
+    pub fn recall(&self) -> f32 {
+        ratio(self.true_covered, self.true_covered + self.false_refused)
+    }
+
+    /// Of the out-of-scope questions, the share refused.
+    pub fn refusal_rate(&self) -> f32 {
+        ratio(self.true_refused, self.true_refused + self.false_covered)
+    }
+
+    pub fn f1(&self) -> f32 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f32 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f32 / b as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals(cosine: f32, coverage: f32) -> GateSignals {
+        GateSignals { cosine: Some(cosine), coverage }
+    }
+
+    #[test]
+    fn calibration_separates_separable_examples() {
+        let examples = vec![
+            (signals(0.7, 0.6), true),
+            (signals(0.6, 0.5), true),
+            (signals(0.2, 0.1), false),
+            (signals(0.3, 0.0), false),
+        ];
+        let rule = calibrate(&examples);
+        let counts = GateCounts::of(&rule, &examples);
+        assert_eq!((counts.precision(), counts.recall()), (1.0, 1.0));
+    }
+
+    #[test]
+    fn no_hits_is_never_covered() {
+        let decision = GateConfig::calibrated().decide(Language::En, &[]);
+        assert!(!decision.covered);
+    }
+}

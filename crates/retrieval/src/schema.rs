@@ -1,0 +1,260 @@
+//! The tantivy schema and the analyzers of each language.
+//!
+//! A tantivy field has exactly one analyzer, so each language gets its own
+//! pair of fields (`title_en`/`text_en` with `en_stem`, `title_zh`/`text_zh`
+//! with jieba). A passage fills only the pair of its own language.
+
+use shopchat_core::Language;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING,
+};
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    TokenStream,
+};
+use tantivy::{Index, Term};
+
+/// Tantivy's built-in English analyzer: simple tokens, lower case, Snowball
+/// stemming.
+const EN_ANALYZER: &str = "en_stem";
+/// Registered by [`register_analyzers`]; tantivy does not store analyzers
+/// with an index, so every opened index needs them registered again.
+const ZH_ANALYZER: &str = "zh_jieba";
+/// Query-side analyzers: the same tokens as the index analyzers, minus the
+/// words of a question that say nothing about its topic ("how do I", "我的",
+/// "可以吗"). Passages are indexed whole, so BM25 lengths stay true; only
+/// the query drops them, as Lucene's search analyzers do.
+const EN_QUERY_ANALYZER: &str = "en_query";
+const ZH_QUERY_ANALYZER: &str = "zh_query";
+
+/// English words of shoppers' questions that match almost every FAQ title.
+/// Negations ("not", "no") stay: "not received" is not "received".
+const EN_STOP_WORDS: &[&str] = &[
+    "a", "about", "am", "an", "and", "any", "are", "at", "be", "been", "by", "can", "could", "d",
+    "did", "do", "does", "don", "for", "from", "had", "has", "have", "hello", "hi", "how", "i",
+    "if", "im", "in", "is", "it", "its", "just", "ll", "m", "may", "me", "might", "my", "of", "on",
+    "or", "our", "please", "s", "should", "so", "t", "thanks", "that", "the", "there", "this",
+    "to", "u", "us", "was", "we", "were", "what", "whats", "when", "where", "which", "who", "why",
+    "will", "with", "would", "you", "your",
+];
+
+/// The Chinese counterparts: pronouns, particles and question words.
+const ZH_STOP_WORDS: &[&str] = &[
+    "的",
+    "了",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "呀",
+    "嘛",
+    "我",
+    "我的",
+    "我们",
+    "你",
+    "你们",
+    "您",
+    "是",
+    "在",
+    "有",
+    "能",
+    "能不能",
+    "可以",
+    "可不可以",
+    "要",
+    "会",
+    "想",
+    "怎么",
+    "怎么办",
+    "怎样",
+    "如何",
+    "什么",
+    "请问",
+    "一下",
+    "和",
+    "与",
+    "就",
+    "都",
+    "也",
+    "还",
+    "这",
+    "那",
+    "个",
+    "吗",
+    "请",
+];
+
+/// A title term weighs this much more than a body term: a question that
+/// matches the shopper's words is a better sign than an answer mentioning them.
+const TITLE_BOOST: f32 = 2.0;
+
+/// The fields of the index. Everything a hit returns comes from the stored
+/// `passage` (the [`crate::Passage`] as JSON); the other fields are only
+/// indexed, for matching and filtering.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields {
+    pub id: Field,
+    pub kind: Field,
+    pub lang: Field,
+    pub customer_id: Field,
+    pub title_en: Field,
+    pub text_en: Field,
+    pub title_zh: Field,
+    pub text_zh: Field,
+    pub passage: Field,
+}
+
+impl Fields {
+    pub fn schema() -> (Schema, Fields) {
+        let mut builder = Schema::builder();
+        let text = |analyzer: &str| {
+            // Frequencies for BM25; no positions, since we never run phrase
+            // queries.
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(analyzer)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            )
+        };
+        let fields = Fields {
+            id: builder.add_text_field("id", STRING),
+            kind: builder.add_text_field("kind", STRING),
+            lang: builder.add_text_field("lang", STRING),
+            customer_id: builder.add_text_field("customer_id", STRING),
+            title_en: builder.add_text_field("title_en", text(EN_ANALYZER)),
+            text_en: builder.add_text_field("text_en", text(EN_ANALYZER)),
+            title_zh: builder.add_text_field("title_zh", text(ZH_ANALYZER)),
+            text_zh: builder.add_text_field("text_zh", text(ZH_ANALYZER)),
+            passage: builder.add_text_field("passage", STORED),
+        };
+        (builder.build(), fields)
+    }
+
+    /// The fields of an index on disk, or which one it lacks (an index from
+    /// an older version of this crate).
+    pub fn of(schema: &Schema) -> Result<Fields, String> {
+        let field = |name: &str| {
+            schema.get_field(name).map_err(|_| format!("the index has no `{name}` field"))
+        };
+        Ok(Fields {
+            id: field("id")?,
+            kind: field("kind")?,
+            lang: field("lang")?,
+            customer_id: field("customer_id")?,
+            title_en: field("title_en")?,
+            text_en: field("text_en")?,
+            title_zh: field("title_zh")?,
+            text_zh: field("text_zh")?,
+            passage: field("passage")?,
+        })
+    }
+
+    pub fn title(&self, lang: Language) -> Field {
+        match lang {
+            Language::En => self.title_en,
+            Language::Zh => self.title_zh,
+        }
+    }
+
+    pub fn text(&self, lang: Language) -> Field {
+        match lang {
+            Language::En => self.text_en,
+            Language::Zh => self.text_zh,
+        }
+    }
+
+    /// Matches `value` exactly in an untokenized field.
+    pub fn exact(&self, field: Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+    }
+
+    /// Any of `terms` in the title or text of `lang`. Built from terms rather
+    /// than with tantivy's query parser so that a shopper's `"`, `:` or `-`
+    /// is just text, never query syntax.
+    pub fn any_term(&self, lang: Language, terms: &[String]) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
+        for term in terms {
+            let title = TermQuery::new(
+                Term::from_field_text(self.title(lang), term),
+                IndexRecordOption::WithFreqs,
+            );
+            let text = TermQuery::new(
+                Term::from_field_text(self.text(lang), term),
+                IndexRecordOption::WithFreqs,
+            );
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(title), TITLE_BOOST))));
+            clauses.push((Occur::Should, Box::new(text)));
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+pub(crate) fn register_analyzers(index: &Index) {
+    let stop_words = |words: &[&str]| StopWordFilter::remove(words.iter().map(|w| w.to_string()));
+    let jieba = || {
+        TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+    };
+    let tokenizers = index.tokenizers();
+    tokenizers.register(ZH_ANALYZER, jieba().build());
+    tokenizers.register(ZH_QUERY_ANALYZER, jieba().filter(stop_words(ZH_STOP_WORDS)).build());
+    // `en_stem` with stop words removed before stemming.
+    let en_query = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(stop_words(EN_STOP_WORDS))
+        .filter(Stemmer::new(tantivy::tokenizer::Language::English))
+        .build();
+    tokenizers.register(EN_QUERY_ANALYZER, en_query);
+}
+
+/// The distinct terms of `text` as the fields of `lang` index them. Tokens
+/// without a letter or digit (jieba keeps punctuation and spaces as tokens)
+/// are dropped: they match nearly every passage and mean nothing.
+pub(crate) fn query_terms(
+    index: &Index,
+    lang: Language,
+    text: &str,
+) -> tantivy::Result<Vec<String>> {
+    let name = match lang {
+        Language::En => EN_QUERY_ANALYZER,
+        Language::Zh => ZH_QUERY_ANALYZER,
+    };
+    let mut analyzer = index.tokenizers().get(name).ok_or_else(|| {
+        tantivy::TantivyError::SchemaError(format!("the `{name}` analyzer is not registered"))
+    })?;
+    let mut stream = analyzer.token_stream(text);
+    let mut terms: Vec<String> = Vec::new();
+    while stream.advance() {
+        let token = &stream.token().text;
+        if token.chars().any(char::is_alphanumeric) && !terms.contains(token) {
+            terms.push(token.clone());
+        }
+    }
+    Ok(terms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(lang: Language, text: &str) -> Vec<String> {
+        let (schema, _) = Fields::schema();
+        let index = Index::create_in_ram(schema);
+        register_analyzers(&index);
+        query_terms(&index, lang, text).unwrap()
+    }
+
+    #[test]
+    fn english_is_stemmed_and_chinese_segmented() {
+        assert_eq!(terms(Language::En, "Refunds: returning items?"), ["refund", "return", "item"]);
+        assert_eq!(terms(Language::En, "How do I return my order, please?"), ["return", "order"]);
+        assert_eq!(terms(Language::Zh, "我可以退款吗？"), ["退款"]);
+        let zh = terms(Language::Zh, "退款需要多长时间？");
+        assert!(zh.contains(&"退款".to_owned()), "{zh:?}");
+        assert!(zh.contains(&"时间".to_owned()), "{zh:?}");
+        assert!(!zh.iter().any(|t| t == "？"), "{zh:?}");
+    }
+}

@@ -1,0 +1,889 @@
+//! [`SqliteStore`]: the [`Store`] on one SQLite file.
+//!
+//! One process owns the file. It writes through a single connection, one
+//! transaction at a time, and reads through a small pool of others: in WAL
+//! mode readers see the last commit without waiting for the writer or
+//! holding it up, so a staff export never delays a shopper's message.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, Value, ValueRef};
+use rusqlite::{
+    named_params, params, params_from_iter, Connection, OptionalExtension, Row, ToSql, Transaction,
+    TransactionBehavior,
+};
+use time::OffsetDateTime;
+
+use crate::export::{self, CsvExport};
+use crate::model::*;
+use crate::search::{self, TextQuery};
+use crate::{schema, secret, Error, Result, Store};
+
+/// How long a statement waits for a lock held by another process (a backup,
+/// the `sqlite3` shell) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections kept open between uses. When all are busy another is
+/// opened (that takes well under a millisecond) and closed after its use.
+const IDLE_READERS: usize = 4;
+/// Resume tokens shorter than this could be guessed.
+const MIN_RESUME_TOKEN_CHARS: usize = 16;
+/// Attempts to draw a return number that is not taken yet.
+const RETURN_NUMBER_TRIES: u32 = 20;
+
+/// The [`Store`] on one SQLite file in WAL mode: one writing connection,
+/// a pool of reading ones. Create it with [`SqliteStore::open`] and share it
+/// as `Arc<dyn Store>`.
+pub struct SqliteStore {
+    path: PathBuf,
+    /// The only connection that writes. SQLite runs one write transaction at
+    /// a time anyway; queueing on this mutex instead of on SQLite's file
+    /// lock means our own writes never fail with SQLITE_BUSY. It is held for
+    /// exactly one transaction. A std mutex, not tokio's: callers run on
+    /// blocking threads and never hold it across an `.await`.
+    writer: Mutex<Connection>,
+    /// Idle read-only connections. A reader is taken out for one transaction
+    /// and put back; the mutex is held only to take or return one.
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file and the schema on
+    /// first start and migrating an older schema.
+    ///
+    /// Open each file once per process: the open also closes answers that a
+    /// previous process left streaming, which would wrongly include the live
+    /// answers of another process using the same file.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let mut writer = connect(path)?;
+        // WAL lets readers work beside the writer. With `synchronous=NORMAL`
+        // a commit is in the WAL file (the OS has it) when it returns, so it
+        // survives the process being killed; only a power cut can lose the
+        // last commits, and never corrupts the file.
+        let mode: String =
+            writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::NoWal(mode));
+        }
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&mut writer)?;
+        close_interrupted_answers(&writer)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` in one write transaction and commits it.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        // IMMEDIATE takes SQLite's write lock at BEGIN: a transaction that
+        // started as a reader and then wrote could fail half-way with BUSY.
+        in_transaction(&mut conn, TransactionBehavior::Immediate, f)
+    }
+
+    /// Runs `f` in one read transaction, so that it sees a single snapshot.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let idle = lock(&self.readers).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = connect(&self.path)?;
+                conn.pragma_update(None, "query_only", true)?;
+                conn
+            }
+        };
+        let result = in_transaction(&mut conn, TransactionBehavior::Deferred, f);
+        let mut idle = lock(&self.readers);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// A panic inside a transaction rolls it back as it unwinds (the
+/// `Transaction` is dropped), so the connection behind a poisoned mutex is
+/// still in a clean state and can be used.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let open_error = |source| Error::Open { path: path.to_owned(), source };
+    let conn = Connection::open(path).map_err(open_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(open_error)?;
+    Ok(conn)
+}
+
+fn in_transaction<T>(
+    conn: &mut Connection,
+    behavior: TransactionBehavior,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction_with_behavior(behavior)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// An answer still streaming when the store opens was being generated by a
+/// process that died (killed, crashed, power cut): nothing will finish it.
+/// It becomes Partial with outcome Error, so transcripts show it was cut off
+/// and staff can find it by outcome. `finished_at` stays empty: nobody knows
+/// when it stopped. Its text is empty, because the text is stored when the
+/// answer finishes; the shopper's question before it was stored earlier.
+fn close_interrupted_answers(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "UPDATE messages SET state = 'partial', outcome = 'error' WHERE state = 'streaming'",
+        [],
+    )?;
+    Ok(())
+}
+
+// Conversions between the model and SQL values.
+
+macro_rules! sql_text {
+    ($($name:ident),+) => {$(
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::parse(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("unknown {} `{text}`", stringify!($name)).into())
+                })
+            }
+        }
+    )+};
+}
+sql_text!(Role, MessageState, Outcome, Rating);
+
+fn now_millis() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Column `idx`, unix milliseconds, as a time.
+fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+    let millis: i64 = row.get(idx)?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Integer, Box::new(e)))
+}
+
+fn optional_time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    match row.get_ref(idx)? {
+        ValueRef::Null => Ok(None),
+        _ => time_at(row, idx).map(Some),
+    }
+}
+
+/// Column `idx`, JSON text, parsed; `None` for NULL.
+fn json_at<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<Option<T>> {
+    let Some(text) = row.get_ref(idx)?.as_str_or_null()? else {
+        return Ok(None);
+    };
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+/// True if `e` is a UNIQUE or PRIMARY KEY violation.
+fn is_duplicate(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    matches!(
+        e.sqlite_error().map(|e| e.extended_code),
+        Some(SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY)
+    )
+}
+
+fn required(what: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::InvalidInput(format!("{what} must not be empty")));
+    }
+    Ok(())
+}
+
+// Reading records.
+
+const CONVERSATION_COLUMNS: &str = "c.id, c.lang, c.channel, c.customer_id, c.needs_human, \
+    c.note, c.created_at, c.updated_at, \
+    (SELECT json_group_array(tag) FROM \
+        (SELECT tag FROM conversation_tags WHERE conversation_id = c.id ORDER BY tag))";
+const CONVERSATION_COLUMN_COUNT: usize = 9;
+
+fn conversation_from(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: ConversationId(row.get(0)?),
+        lang: row.get(1)?,
+        channel: row.get(2)?,
+        customer_id: row.get(3)?,
+        needs_human: row.get(4)?,
+        note: row.get(5)?,
+        created_at: time_at(row, 6)?,
+        updated_at: time_at(row, 7)?,
+        tags: json_at(row, 8)?.unwrap_or_default(),
+    })
+}
+
+fn find_conversation(conn: &Connection, id: &ConversationId) -> Result<Option<Conversation>> {
+    let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?1");
+    Ok(conn.query_row(&sql, [id.as_str()], conversation_from).optional()?)
+}
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, role, text, author, state, created_at, \
+    finished_at, outcome, sources, model, prompt_version, ttft_ms, total_ms, tokens, \
+    tokens_per_s, gate_covered, gate_score, check_passed, check_reason, feedback_rating, \
+    feedback_comment";
+
+fn message_from(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    let answer = match row.get::<_, Option<Outcome>>(9)? {
+        None => None,
+        Some(outcome) => Some(AnswerDetails {
+            outcome,
+            sources: json_at(row, 10)?.unwrap_or_default(),
+            model: row.get(11)?,
+            prompt_version: row.get(12)?,
+            // An answer the process died in has no timings: zeros say so.
+            timings: Timings {
+                ttft_ms: row.get(13)?,
+                total_ms: row.get::<_, Option<u32>>(14)?.unwrap_or(0),
+                tokens: row.get::<_, Option<u32>>(15)?.unwrap_or(0),
+                tokens_per_s: row.get::<_, Option<f32>>(16)?.unwrap_or(0.0),
+            },
+            gate: match (row.get(17)?, row.get(18)?) {
+                (Some(covered), Some(score)) => Some(GateRecord { covered, score }),
+                _ => None,
+            },
+            check: match row.get(19)? {
+                Some(passed) => Some(CheckRecord { passed, reason: row.get(20)? }),
+                None => None,
+            },
+        }),
+    };
+    let feedback = match row.get(21)? {
+        Some(rating) => Some(Feedback { rating, comment: row.get(22)? }),
+        None => None,
+    };
+    Ok(StoredMessage {
+        id: MessageId(row.get(0)?),
+        conversation_id: ConversationId(row.get(1)?),
+        seq: row.get(2)?,
+        role: row.get(3)?,
+        text: row.get(4)?,
+        author: row.get(5)?,
+        state: row.get(6)?,
+        created_at: time_at(row, 7)?,
+        finished_at: optional_time_at(row, 8)?,
+        answer,
+        feedback,
+    })
+}
+
+fn messages_of(
+    conn: &Connection,
+    id: &ConversationId,
+    after_seq: u32,
+) -> Result<Vec<StoredMessage>> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq"
+    );
+    let mut statement = conn.prepare(&sql)?;
+    let messages = statement.query_map(params![id.as_str(), after_seq], message_from)?;
+    Ok(messages.collect::<rusqlite::Result<_>>()?)
+}
+
+fn find_transcript(conn: &Connection, id: &ConversationId) -> Result<Option<Transcript>> {
+    let Some(conversation) = find_conversation(conn, id)? else {
+        return Ok(None);
+    };
+    let messages = messages_of(conn, id, 0)?;
+    Ok(Some(Transcript { conversation, messages }))
+}
+
+const STAFF_COLUMNS: &str = "s.id, s.name, s.created_at";
+
+fn staff_from(row: &Row<'_>) -> rusqlite::Result<Staff> {
+    Ok(Staff { id: StaffId(row.get(0)?), name: row.get(1)?, created_at: time_at(row, 2)? })
+}
+
+const RETURN_COLUMNS: &str = "return_number, order_number, customer_id, items, reason, created_at";
+
+fn return_from(row: &Row<'_>) -> rusqlite::Result<ReturnRecord> {
+    Ok(ReturnRecord {
+        return_number: row.get(0)?,
+        order_number: row.get(1)?,
+        customer_id: row.get(2)?,
+        items: json_at(row, 3)?.unwrap_or_default(),
+        reason: row.get(4)?,
+        created_at: time_at(row, 5)?,
+    })
+}
+
+/// `NotFound` unless the conversation exists.
+fn ensure_exists(conn: &Connection, id: &ConversationId) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM conversations WHERE id = ?1", [id.as_str()], |row| row.get(0))
+        .optional()?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(Error::not_found("conversation", id)),
+    }
+}
+
+// Writing.
+
+/// Marks a conversation as active now; `NotFound` if there is no such
+/// conversation.
+fn touch(tx: &Transaction<'_>, id: &ConversationId, now: i64) -> Result<()> {
+    let changed = tx.execute(
+        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+        params![id.as_str(), now],
+    )?;
+    if changed == 0 {
+        return Err(Error::not_found("conversation", id));
+    }
+    Ok(())
+}
+
+/// Inserts a message with the conversation's next seq and returns it.
+fn insert_message(
+    tx: &Transaction<'_>,
+    conversation_id: &ConversationId,
+    message: &NewMessage,
+    state: MessageState,
+) -> Result<StoredMessage> {
+    let now = now_millis();
+    // The counter lives on the conversation row, so taking the next seq,
+    // checking that the conversation exists and marking it active is one
+    // statement (and on PostgreSQL, one row lock).
+    let seq: Option<u32> = tx
+        .query_row(
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?2 WHERE id = ?1 \
+             RETURNING last_seq",
+            params![conversation_id.as_str(), now],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(seq) = seq else {
+        return Err(Error::not_found("conversation", conversation_id));
+    };
+    tx.execute(
+        "INSERT INTO messages (conversation_id, seq, role, text, author, state, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            conversation_id.as_str(),
+            seq,
+            message.role,
+            message.text,
+            message.author,
+            state,
+            now
+        ],
+    )?;
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+    Ok(tx.query_row(&sql, [tx.last_insert_rowid()], message_from)?)
+}
+
+/// The WHERE clause and its parameters for a filter, over `conversations c`.
+fn filter_clause(filter: &ConversationFilter) -> (String, Vec<Value>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut condition = |sql: &str, value: Option<Value>| {
+        conditions.push(sql.to_owned());
+        values.extend(value);
+    };
+    if let Some(from) = filter.from {
+        condition("c.created_at >= ?", Some(Value::Integer(to_millis(from))));
+    }
+    if let Some(to) = filter.to {
+        condition("c.created_at < ?", Some(Value::Integer(to_millis(to))));
+    }
+    if let Some(outcome) = filter.outcome {
+        condition(
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.outcome = ?)",
+            Some(Value::Text(outcome.as_str().into())),
+        );
+    }
+    if let Some(rating) = filter.feedback {
+        condition(
+            "EXISTS (SELECT 1 FROM messages m \
+             WHERE m.conversation_id = c.id AND m.feedback_rating = ?)",
+            Some(Value::Text(rating.as_str().into())),
+        );
+    }
+    if let Some(tag) = &filter.tag {
+        condition(
+            "EXISTS (SELECT 1 FROM conversation_tags t WHERE t.conversation_id = c.id AND t.tag = ?)",
+            Some(Value::Text(tag.trim().to_owned())),
+        );
+    }
+    match filter.needs_human {
+        Some(true) => condition("c.needs_human IS NOT NULL", None),
+        Some(false) => condition("c.needs_human IS NULL", None),
+        None => {}
+    }
+    match filter.text.as_deref().and_then(search::parse) {
+        Some(TextQuery::Words(query)) => condition(
+            "c.id IN (SELECT m.conversation_id FROM messages_words \
+             JOIN messages m ON m.id = messages_words.rowid WHERE messages_words MATCH ?)",
+            Some(Value::Text(query)),
+        ),
+        Some(TextQuery::Substrings(patterns)) => {
+            let likes = vec!["t.text LIKE ?"; patterns.len()].join(" AND ");
+            conditions.push(format!(
+                "c.id IN (SELECT m.conversation_id FROM messages_trigrams t \
+                 JOIN messages m ON m.id = t.rowid WHERE {likes})"
+            ));
+            values.extend(patterns.into_iter().map(Value::Text));
+        }
+        None => {}
+    }
+    let clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    (clause, values)
+}
+
+/// A query over the conversations matching `filter`, in review order:
+/// those needing a person first, then the most recently active.
+fn filtered(columns: &str, filter: &ConversationFilter) -> (String, Vec<Value>) {
+    let (clause, mut values) = filter_clause(filter);
+    let sql = format!(
+        "SELECT {columns} FROM conversations c {clause} \
+         ORDER BY (c.needs_human IS NOT NULL) DESC, c.updated_at DESC, c.id \
+         LIMIT ? OFFSET ?"
+    );
+    // SQLite reads a negative LIMIT as "no limit".
+    values.push(Value::Integer(filter.limit.map_or(-1, i64::from)));
+    values.push(Value::Integer(i64::from(filter.offset)));
+    (sql, values)
+}
+
+/// Writes each matching transcript with `write`, from one snapshot.
+fn for_each_transcript(
+    conn: &Connection,
+    filter: &ConversationFilter,
+    mut write: impl FnMut(&Transcript) -> Result<()>,
+) -> Result<()> {
+    let (sql, values) = filtered("c.id", filter);
+    // Ids first, then one transcript at a time: memory stays at one
+    // conversation however large the export.
+    let ids: Vec<String> = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(values), |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        if let Some(transcript) = find_transcript(conn, &ConversationId(id))? {
+            write(&transcript)?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn create_conversation(&self, new: NewConversation) -> Result<Conversation> {
+        required("conversation id", new.id.as_str())?;
+        required("lang", &new.lang)?;
+        required("channel", &new.channel)?;
+        if new.resume_token.chars().count() < MIN_RESUME_TOKEN_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "resume tokens need at least {MIN_RESUME_TOKEN_CHARS} characters"
+            )));
+        }
+        let digest = secret::token_digest(&new.resume_token);
+        let now = now_millis();
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO conversations \
+                 (id, lang, channel, resume_token_sha256, customer_id, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![new.id.as_str(), new.lang, new.channel, digest, new.customer_id, now],
+            );
+            match inserted {
+                Err(e) if is_duplicate(&e) => {
+                    // Both the id and the resume token are unique; a clash of
+                    // random tokens is practically impossible.
+                    return Err(Error::AlreadyExists {
+                        kind: "conversation",
+                        key: new.id.0.clone(),
+                    });
+                }
+                other => other?,
+            };
+            find_conversation(tx, &new.id)?.ok_or_else(|| Error::not_found("conversation", &new.id))
+        })
+    }
+
+    fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
+        self.read(|tx| find_conversation(tx, id))
+    }
+
+    fn conversation_by_resume_token(&self, token: &str) -> Result<Option<Conversation>> {
+        let digest = secret::token_digest(token);
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.resume_token_sha256 = ?1"
+        );
+        self.read(|tx| Ok(tx.query_row(&sql, [digest], conversation_from).optional()?))
+    }
+
+    fn set_customer(&self, id: &ConversationId, customer_id: &str) -> Result<()> {
+        required("customer id", customer_id)?;
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE conversations SET customer_id = ?2 WHERE id = ?1",
+                params![id.as_str(), customer_id],
+            )?;
+            if changed == 0 {
+                return Err(Error::not_found("conversation", id));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_needs_human(&self, id: &ConversationId, reason: Option<&str>) -> Result<()> {
+        self.write(|tx| {
+            touch(tx, id, now_millis())?;
+            tx.execute(
+                "UPDATE conversations SET needs_human = ?2 WHERE id = ?1",
+                params![id.as_str(), reason],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn add_tag(&self, id: &ConversationId, tag: &str) -> Result<()> {
+        let tag = tag.trim();
+        required("tag", tag)?;
+        self.write(|tx| {
+            // Not `touch`: tagging is staff bookkeeping, not activity.
+            ensure_exists(tx, id)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO conversation_tags (conversation_id, tag) VALUES (?1, ?2)",
+                params![id.as_str(), tag],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_tag(&self, id: &ConversationId, tag: &str) -> Result<()> {
+        self.write(|tx| {
+            ensure_exists(tx, id)?;
+            tx.execute(
+                "DELETE FROM conversation_tags WHERE conversation_id = ?1 AND tag = ?2",
+                params![id.as_str(), tag.trim()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_note(&self, id: &ConversationId, note: &str) -> Result<()> {
+        let note = Some(note).filter(|note| !note.trim().is_empty());
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE conversations SET note = ?2 WHERE id = ?1",
+                params![id.as_str(), note],
+            )?;
+            if changed == 0 {
+                return Err(Error::not_found("conversation", id));
+            }
+            Ok(())
+        })
+    }
+
+    fn add_message(
+        &self,
+        conversation_id: &ConversationId,
+        message: NewMessage,
+    ) -> Result<StoredMessage> {
+        if message.role == Role::Staff
+            && message.author.as_deref().is_none_or(|a| a.trim().is_empty())
+        {
+            return Err(Error::InvalidInput("a staff message needs its author".into()));
+        }
+        self.write(|tx| insert_message(tx, conversation_id, &message, MessageState::Complete))
+    }
+
+    fn start_answer(&self, conversation_id: &ConversationId) -> Result<StoredMessage> {
+        let empty = NewMessage { role: Role::Assistant, text: String::new(), author: None };
+        self.write(|tx| insert_message(tx, conversation_id, &empty, MessageState::Streaming))
+    }
+
+    fn finish_answer(&self, message_id: MessageId, answer: AnswerRecord) -> Result<()> {
+        let AnswerRecord { text, state, details } = answer;
+        let sources = serde_json::to_string(&details.sources)?;
+        let now = now_millis();
+        self.write(|tx| {
+            // `finished_at IS NULL` makes an answer finish once. It still
+            // admits an answer marked Partial by `close_interrupted_answers`,
+            // in case a second process opened the file while this one was
+            // answering: the real ending wins.
+            let conversation_id: Option<String> = tx
+                .query_row(
+                    "UPDATE messages SET text = :text, state = :state, finished_at = :now, \
+                       outcome = :outcome, sources = :sources, model = :model, \
+                       prompt_version = :prompt_version, ttft_ms = :ttft_ms, \
+                       total_ms = :total_ms, tokens = :tokens, tokens_per_s = :tokens_per_s, \
+                       gate_covered = :gate_covered, gate_score = :gate_score, \
+                       check_passed = :check_passed, check_reason = :check_reason \
+                     WHERE id = :id AND role = 'assistant' AND finished_at IS NULL \
+                     RETURNING conversation_id",
+                    named_params! {
+                        ":id": message_id.0,
+                        ":text": text,
+                        ":state": MessageState::from(state),
+                        ":now": now,
+                        ":outcome": details.outcome,
+                        ":sources": sources,
+                        ":model": details.model,
+                        ":prompt_version": details.prompt_version,
+                        ":ttft_ms": details.timings.ttft_ms,
+                        ":total_ms": details.timings.total_ms,
+                        ":tokens": details.timings.tokens,
+                        ":tokens_per_s": details.timings.tokens_per_s,
+                        ":gate_covered": details.gate.map(|g| g.covered),
+                        ":gate_score": details.gate.map(|g| g.score),
+                        ":check_passed": details.check.as_ref().map(|c| c.passed),
+                        ":check_reason": details.check.as_ref().and_then(|c| c.reason.as_deref()),
+                    },
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(conversation_id) = conversation_id else {
+                return Err(Error::not_found("unfinished answer", message_id));
+            };
+            touch(tx, &ConversationId(conversation_id), now)
+        })
+    }
+
+    fn set_feedback(&self, message_id: MessageId, feedback: Feedback) -> Result<()> {
+        self.write(|tx| {
+            let conversation_id: Option<String> = tx
+                .query_row(
+                    "UPDATE messages SET feedback_rating = ?2, feedback_comment = ?3 \
+                     WHERE id = ?1 AND role = 'assistant' RETURNING conversation_id",
+                    params![message_id.0, feedback.rating, feedback.comment],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(conversation_id) = conversation_id else {
+                return Err(Error::not_found("answer", message_id));
+            };
+            touch(tx, &ConversationId(conversation_id), now_millis())
+        })
+    }
+
+    fn messages_after(
+        &self,
+        conversation_id: &ConversationId,
+        after_seq: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        self.read(|tx| {
+            ensure_exists(tx, conversation_id)?;
+            messages_of(tx, conversation_id, after_seq)
+        })
+    }
+
+    fn list_conversations(&self, filter: &ConversationFilter) -> Result<Vec<ConversationSummary>> {
+        let columns = format!(
+            "{CONVERSATION_COLUMNS}, \
+             (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), \
+             (SELECT text FROM messages m WHERE m.conversation_id = c.id AND m.role = 'shopper' \
+                ORDER BY m.seq LIMIT 1), \
+             (SELECT outcome FROM messages m WHERE m.conversation_id = c.id \
+                AND m.outcome IS NOT NULL ORDER BY m.seq DESC LIMIT 1)"
+        );
+        let (sql, values) = filtered(&columns, filter);
+        self.read(|tx| {
+            let mut statement = tx.prepare(&sql)?;
+            let summaries = statement.query_map(params_from_iter(values), |row| {
+                Ok(ConversationSummary {
+                    conversation: conversation_from(row)?,
+                    message_count: row.get(CONVERSATION_COLUMN_COUNT)?,
+                    first_question: row.get(CONVERSATION_COLUMN_COUNT + 1)?,
+                    last_outcome: row.get(CONVERSATION_COLUMN_COUNT + 2)?,
+                })
+            })?;
+            Ok(summaries.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn transcript(&self, id: &ConversationId) -> Result<Option<Transcript>> {
+        self.read(|tx| find_transcript(tx, id))
+    }
+
+    fn export_jsonl(&self, filter: &ConversationFilter, out: &mut dyn Write) -> Result<()> {
+        // The read transaction stays open while `out` takes the data. That
+        // never blocks writers (WAL), though a very slow reader keeps the WAL
+        // file from being checkpointed back to its start meanwhile.
+        self.read(|tx| {
+            for_each_transcript(tx, filter, |transcript| export::write_jsonl(out, transcript))?;
+            out.flush()?;
+            Ok(())
+        })
+    }
+
+    fn export_csv(&self, filter: &ConversationFilter, out: &mut dyn Write) -> Result<()> {
+        self.read(|tx| {
+            let mut csv = CsvExport::new(out)?;
+            for_each_transcript(tx, filter, |transcript| csv.write(transcript))?;
+            csv.finish()
+        })
+    }
+
+    fn add_staff(&self, name: &str, password: &str) -> Result<StaffId> {
+        let name = name.trim();
+        required("staff name", name)?;
+        secret::check_password_strength(password)?;
+        // Hashing takes tens of milliseconds: do it before taking the writer.
+        let hash = secret::hash_password(password)?;
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO staff (name, password_hash, created_at) VALUES (?1, ?2, ?3)",
+                params![name, hash, now_millis()],
+            );
+            match inserted {
+                Err(e) if is_duplicate(&e) => {
+                    Err(Error::AlreadyExists { kind: "staff member", key: name.to_owned() })
+                }
+                Err(e) => Err(e.into()),
+                Ok(_) => Ok(StaffId(tx.last_insert_rowid())),
+            }
+        })
+    }
+
+    fn verify_staff(&self, name: &str, password: &str) -> Result<Option<Staff>> {
+        let sql = format!("SELECT {STAFF_COLUMNS}, s.password_hash FROM staff s WHERE s.name = ?1");
+        let found = self.read(|tx| {
+            Ok(tx
+                .query_row(&sql, [name.trim()], |row| {
+                    Ok((staff_from(row)?, row.get::<_, String>(3)?))
+                })
+                .optional()?)
+        })?;
+        // No lock is held while the hash is checked.
+        let (staff, hash) = found.unzip();
+        let matches = secret::verify_password(password, hash.as_deref())?;
+        Ok(staff.filter(|_| matches))
+    }
+
+    fn create_session(&self, staff_id: StaffId, ttl: Duration) -> Result<SessionToken> {
+        let token = secret::random_token()?;
+        let digest = secret::token_digest(&token);
+        let now = now_millis();
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        self.write(|tx| {
+            // Sessions nobody came back with would otherwise stay forever.
+            tx.execute("DELETE FROM staff_sessions WHERE expires_at <= ?1", [now])?;
+            let inserted = tx.execute(
+                "INSERT INTO staff_sessions (token_sha256, staff_id, created_at, expires_at) \
+                 SELECT ?1, id, ?2, ?3 FROM staff WHERE id = ?4",
+                params![digest, now, expires_at, staff_id.0],
+            )?;
+            if inserted == 0 {
+                return Err(Error::not_found("staff member", staff_id));
+            }
+            Ok(())
+        })?;
+        Ok(SessionToken(token))
+    }
+
+    fn session(&self, token: &str) -> Result<Option<Staff>> {
+        let digest = secret::token_digest(token);
+        let sql = format!(
+            "SELECT {STAFF_COLUMNS}, x.expires_at FROM staff_sessions x \
+             JOIN staff s ON s.id = x.staff_id WHERE x.token_sha256 = ?1"
+        );
+        let found = self.read(|tx| {
+            Ok(tx
+                .query_row(&sql, [&digest], |row| Ok((staff_from(row)?, row.get::<_, i64>(3)?)))
+                .optional()?)
+        })?;
+        match found {
+            Some((staff, expires_at)) if expires_at > now_millis() => Ok(Some(staff)),
+            Some(_) => {
+                self.write(|tx| {
+                    tx.execute("DELETE FROM staff_sessions WHERE token_sha256 = ?1", [&digest])?;
+                    Ok(())
+                })?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn delete_session(&self, token: &str) -> Result<()> {
+        let digest = secret::token_digest(token);
+        self.write(|tx| {
+            tx.execute("DELETE FROM staff_sessions WHERE token_sha256 = ?1", [digest])?;
+            Ok(())
+        })
+    }
+
+    fn create_return(&self, new: NewReturn) -> Result<ReturnRecord> {
+        required("order number", &new.order_number)?;
+        required("customer id", &new.customer_id)?;
+        if new.items.is_empty() || new.items.iter().any(|sku| sku.trim().is_empty()) {
+            return Err(Error::InvalidInput("a return needs at least one item, each a SKU".into()));
+        }
+        let items = serde_json::to_string(&new.items)?;
+        let now = now_millis();
+        self.write(|tx| {
+            // Random rather than counted, so that a return number tells a
+            // shopper nothing about how many returns the shop has.
+            for _ in 0..RETURN_NUMBER_TRIES {
+                let number = u32::from_le_bytes(secret::random_bytes()?) % 1_000_000;
+                let inserted = tx.execute(
+                    "INSERT INTO returns \
+                     (return_number, order_number, customer_id, items, reason, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        format!("RMA-{number:06}"),
+                        new.order_number,
+                        new.customer_id,
+                        items,
+                        new.reason,
+                        now
+                    ],
+                );
+                match inserted {
+                    Err(e) if is_duplicate(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {
+                        let sql = format!("SELECT {RETURN_COLUMNS} FROM returns WHERE id = ?1");
+                        return Ok(tx.query_row(&sql, [tx.last_insert_rowid()], return_from)?);
+                    }
+                }
+            }
+            Err(Error::NoFreeReturnNumber(RETURN_NUMBER_TRIES))
+        })
+    }
+
+    fn returns_for_order(&self, order_number: &str) -> Result<Vec<ReturnRecord>> {
+        let sql = format!(
+            "SELECT {RETURN_COLUMNS} FROM returns WHERE order_number = ?1 ORDER BY created_at, id"
+        );
+        self.read(|tx| {
+            let mut statement = tx.prepare(&sql)?;
+            let returns = statement.query_map([order_number], return_from)?;
+            Ok(returns.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}
