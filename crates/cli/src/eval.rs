@@ -13,6 +13,7 @@ use shopchat_retrieval::{IndexHandle, KnowledgeBase, PassageKind, SearchQuery};
 use shopchat_retrieval::gate::{calibrate, GateCounts, GateSignals};
 use shopchat_retrieval::GateConfig;
 
+use crate::bench_search::percentile;
 use crate::knowledge::{build_with_progress, load_embedder, parse_language, DataDirArg};
 
 #[derive(Subcommand)]
@@ -111,14 +112,6 @@ pub fn faq_id(passage_id: &str) -> &str {
     id.rsplit_once('@').map(|(id, _)| id).unwrap_or(id)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
 fn retrieval(registry: &ModelRegistry, args: RetrievalArgs) -> Result<()> {
     let embedder = if args.bm25_only { None } else { load_embedder(registry)? };
     let hybrid = embedder.is_some();
@@ -192,8 +185,9 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
             );
         };
         let lang = parse_language(lang)?;
-        let hits = index.search(&SearchQuery { text, lang: Some(lang), limit: 10 })?;
-        examples.push((lang, GateSignals::of(&hits), in_scope));
+        let query = SearchQuery { text, lang: Some(lang), limit: 10 };
+        let hits = index.search(&query)?;
+        examples.push((lang, GateSignals::of(&index.query_signals(&query)?, &hits), in_scope));
     }
     let mut report = serde_json::Map::new();
     report.insert("mode".into(), (if hybrid { "hybrid" } else { "bm25" }).into());

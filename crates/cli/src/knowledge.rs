@@ -119,9 +119,11 @@ pub fn search(registry: &ModelRegistry, args: SearchArgs) -> Result<()> {
     let embedder = load_embedder(registry)?;
     let index = IndexHandle::open(&args.data.data_dir, embedder)?;
     let lang = args.lang.as_deref().map(parse_language).transpose()?;
-    let hits = index.search(&SearchQuery { text: &args.query, lang, limit: args.k })?;
+    let query = SearchQuery { text: &args.query, lang, limit: args.k };
+    let hits = index.search(&query)?;
     let lang = lang.unwrap_or_else(|| Language::detect(&args.query));
-    let gate = shopchat_retrieval::GateConfig::calibrated().decide(lang, &hits);
+    let signals = index.query_signals(&query)?;
+    let gate = shopchat_retrieval::GateConfig::calibrated().decide(lang, &signals, &hits);
     if !args.json {
         println!(
             "gate: {} (score {:.2})",

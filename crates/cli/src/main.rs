@@ -3,6 +3,7 @@
 //! Thin by design: argument parsing and printing live here, the work lives
 //! in the library crates, so the server and this harness run the same code.
 
+mod bench_search;
 mod eval;
 mod knowledge;
 
@@ -45,6 +46,8 @@ enum Command {
     Tokenize(TokenizeArgs),
     /// Measure load time, prefill and decode speed, time to first token.
     Bench(BenchArgs),
+    /// Index build time and search latency on a generated corpus.
+    BenchSearch(bench_search::BenchSearchArgs),
     /// Build the search index from the knowledge base (`faq/`).
     Index(knowledge::IndexArgs),
     /// Search the knowledge base as the chat does (never returns orders).
@@ -170,6 +173,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate(&registry, args),
         Command::Tokenize(args) => tokenize(&registry, args),
         Command::Bench(args) => bench_model(&registry, args),
+        Command::BenchSearch(args) => bench_search::run(&registry, args),
         Command::Index(args) => knowledge::index(&registry, args),
         Command::Search(args) => knowledge::search(&registry, args),
         Command::Eval(command) => eval::run(&registry, command),

@@ -142,3 +142,117 @@ fn bench_prints_one_json_object_with_every_figure() {
     }
     assert!(report["prompt_tokens"].as_u64().unwrap() >= 120);
 }
+
+/// The demo shop indexed once (with sentence vectors) for all tests here.
+fn demo_data_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = shopchat(&["index", "--data-dir", dir.path().to_str().unwrap()]);
+        let report = stdout(&output);
+        assert!(report.contains("with vectors"), "{report}");
+        dir
+    })
+    .path()
+}
+
+fn search(query: &str) -> (String, Vec<serde_json::Value>) {
+    let data = demo_data_dir().to_str().unwrap();
+    let text = stdout(&shopchat(&["search", "--data-dir", data, "-k", "5", query]));
+    let json = stdout(&shopchat(&["search", "--data-dir", data, "--json", "-k", "5", query]));
+    (text, json.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+#[test]
+fn search_finds_the_answer_in_english_and_chinese() {
+    let (_, hits) = search("how long does delivery take to germany");
+    assert_eq!(hits[0]["id"], "faq/shipping-times@en");
+    let (_, hits) = search("礼品卡会过期吗");
+    assert!(hits.iter().take(3).any(|h| h["id"] == "faq/gift-card-expiry@zh"), "{hits:?}");
+    assert!(hits.iter().all(|h| h["lang"] == "zh"));
+}
+
+#[test]
+fn the_gate_refuses_what_the_shop_never_said() {
+    for question in
+        ["What is the phone number of your CEO?", "What's the weather in Paris tomorrow?"]
+    {
+        let (text, _) = search(question);
+        assert!(text.starts_with("gate: not covered"), "{question}: {text}");
+    }
+    for question in ["How long do I have to return a dress?", "Do you ship to the United States?"] {
+        let (text, _) = search(question);
+        assert!(text.starts_with("gate: covered"), "{question}: {text}");
+    }
+}
+
+#[test]
+fn search_never_shows_orders_even_when_asked_for_one() {
+    for query in ["NW-100231", "order NW-100231 emma.clarke@example.com", "订单 NW-100231"] {
+        let (_, hits) = search(query);
+        assert!(hits.iter().all(|h| h["kind"] != "order"), "{query}: {hits:?}");
+    }
+}
+
+#[test]
+fn a_missing_index_says_how_to_build_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = shopchat(&["search", "--data-dir", empty.path().to_str().unwrap(), "returns"]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("shopchat index"), "{message}");
+}
+
+#[test]
+fn gate_evaluation_reports_precision_and_recall_per_language() {
+    let data = demo_data_dir().to_str().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&shopchat(&["eval", "gate", "--data-dir", data, "--json"])))
+            .unwrap();
+    for lang in ["en", "zh"] {
+        let shipped = &report[lang]["shipped"];
+        assert!(
+            shipped["in_scope"].as_u64().unwrap() >= 30
+                && shipped["out_of_scope"].as_u64().unwrap() >= 30
+        );
+        // Floors a little below the figures in docs/quality.md: a
+        // regression in retrieval or in the gate shows up here.
+        assert!(shipped["precision"].as_f64().unwrap() >= 0.75, "{lang}: {shipped}");
+        assert!(shipped["recall"].as_f64().unwrap() >= 0.5, "{lang}: {shipped}");
+    }
+}
+
+#[test]
+fn stackfaq_retrieval_beats_the_bm25_anchor() {
+    let scratch = tempfile::tempdir().unwrap();
+    let converted = Command::new(workspace().join("scripts/stackfaq-to-jsonl"))
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    assert!(converted.status.success(), "{}", String::from_utf8_lossy(&converted.stderr));
+    // Every fourth query keeps the test short; the full figures are in
+    // docs/quality.md.
+    let queries = std::fs::read_to_string(scratch.path().join("queries.jsonl")).unwrap();
+    let sample: String = queries.lines().step_by(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(scratch.path().join("sample.jsonl"), sample).unwrap();
+    let corpus = scratch.path().join("corpus.jsonl");
+    let sample = scratch.path().join("sample.jsonl");
+    let report: serde_json::Value = serde_json::from_str(
+        stdout(&shopchat(&[
+            "eval",
+            "retrieval",
+            "--json",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--queries",
+            sample.to_str().unwrap(),
+        ]))
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(report["mode"], "hybrid");
+    assert!(report["n"].as_u64().unwrap() > 300);
+    // Pure BM25 in the literature: Hit@1 0.651; ours reaches ~0.87.
+    assert!(report["hit@1"].as_f64().unwrap() >= 0.8, "{report}");
+    assert!(report["hit@3"].as_f64().unwrap() >= 0.9, "{report}");
+}

@@ -4,7 +4,10 @@
 //! the answer is no, refuses and offers a person instead of calling the
 //! model. The decision is a threshold on a score built from the best of the
 //! top hits: cosine similarity (meaning) plus weighted coverage (the share
-//! of the question's rare words the passage contains). The weights and
+//! of the question's rare words the passage contains), with a veto when
+//! much of the question rests on words the knowledge base never uses ("the
+//! CEO's phone number": phone numbers are covered, the CEO is not). The
+//! weights and
 //! thresholds are calibrated per language on labelled questions with
 //! `shopchat eval gate --calibrate`; the defaults below come from the demo
 //! shop's set and the procedure is in `docs/quality.md`.
@@ -12,22 +15,28 @@
 use serde::{Deserialize, Serialize};
 use shopchat_core::Language;
 
-use crate::Hit;
+use crate::{Hit, QuerySignals};
 
 /// How many of the top hits the gate looks at.
 const CONSIDERED_HITS: usize = 3;
 
 /// One language's rule: covered when `cosine + coverage_weight * coverage`
-/// reaches `threshold`.
+/// reaches `threshold` and words unknown to the knowledge base carry less
+/// than `max_unknown_share` of the question.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GateRule {
     pub coverage_weight: f32,
     pub threshold: f32,
+    pub max_unknown_share: f32,
 }
 
 impl GateRule {
     pub fn score(&self, signals: &GateSignals) -> f32 {
         signals.cosine.unwrap_or(0.0) + self.coverage_weight * signals.coverage
+    }
+
+    pub fn covers(&self, signals: &GateSignals) -> bool {
+        self.score(signals) >= self.threshold && signals.unknown_share < self.max_unknown_share
     }
 }
 
@@ -45,10 +54,10 @@ impl GateConfig {
     /// Calibrated on `tests/gate/questions.jsonl` (see `docs/quality.md`).
     pub fn calibrated() -> Self {
         Self {
-            hybrid_en: GateRule { coverage_weight: 1.5, threshold: 0.85 },
-            hybrid_zh: GateRule { coverage_weight: 3.0, threshold: 1.15 },
-            bm25_en: GateRule { coverage_weight: 1.0, threshold: 0.35 },
-            bm25_zh: GateRule { coverage_weight: 1.0, threshold: 0.2 },
+            hybrid_en: GateRule { coverage_weight: 1.5, threshold: 0.94, max_unknown_share: 0.4 },
+            hybrid_zh: GateRule { coverage_weight: 0.5, threshold: 0.71, max_unknown_share: 0.8 },
+            bm25_en: GateRule { coverage_weight: 0.0, threshold: 0.0, max_unknown_share: 0.3 },
+            bm25_zh: GateRule { coverage_weight: 1.5, threshold: 0.25, max_unknown_share: 0.8 },
         }
     }
 
@@ -72,11 +81,11 @@ impl GateConfig {
     }
 
     /// Decides for the hits of one search.
-    pub fn decide(&self, lang: Language, hits: &[Hit]) -> GateDecision {
-        let signals = GateSignals::of(hits);
+    pub fn decide(&self, lang: Language, query: &QuerySignals, hits: &[Hit]) -> GateDecision {
+        let signals = GateSignals::of(query, hits);
         let rule = self.rule(lang, signals.cosine.is_some());
         let score = rule.score(&signals);
-        GateDecision { covered: !hits.is_empty() && score >= rule.threshold, score, signals }
+        GateDecision { covered: !hits.is_empty() && rule.covers(&signals), score, signals }
     }
 }
 
@@ -87,14 +96,16 @@ pub struct GateSignals {
     pub cosine: Option<f32>,
     /// Best coverage among the top hits.
     pub coverage: f32,
+    /// See [`QuerySignals::unknown_share`].
+    pub unknown_share: f32,
 }
 
 impl GateSignals {
-    pub fn of(hits: &[Hit]) -> Self {
+    pub fn of(query: &QuerySignals, hits: &[Hit]) -> Self {
         let top = &hits[..hits.len().min(CONSIDERED_HITS)];
         let cosine = top.iter().filter_map(|h| h.cosine.map(|c| c.score)).reduce(f32::max);
         let coverage = top.iter().map(|h| h.coverage).fold(0.0, f32::max);
-        Self { cosine, coverage }
+        Self { cosine, coverage, unknown_share: query.unknown_share }
     }
 }
 
@@ -105,17 +116,26 @@ pub struct GateDecision {
     pub signals: GateSignals,
 }
 
-/// Picks the rule that maximises F1 of "covered" on labelled examples
+/// Picks the rule that maximises F0.5 of "covered" on labelled examples
 /// (signals, in scope) by a grid search over weights and thresholds.
+/// F0.5 weighs precision twice as much as recall: letting an out-of-scope
+/// question through invites an invented answer, while refusing an
+/// in-scope one costs a hand-off to a person.
 pub fn calibrate(examples: &[(GateSignals, bool)]) -> GateRule {
     const WEIGHTS: [f32; 8] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
-    let mut best = (GateRule { coverage_weight: 1.0, threshold: 0.5 }, -1.0f32);
-    for weight in WEIGHTS {
-        for step in 0..=300 {
-            let rule = GateRule { coverage_weight: weight, threshold: step as f32 / 100.0 };
-            let f1 = GateCounts::of(&rule, examples).f1();
-            if f1 > best.1 {
-                best = (rule, f1);
+    // 1.01 is "no veto": a share never reaches it.
+    const VETOES: [f32; 8] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01];
+    let mut best =
+        (GateRule { coverage_weight: 1.0, threshold: 0.5, max_unknown_share: 1.01 }, -1.0f32);
+    for max_unknown_share in VETOES {
+        for coverage_weight in WEIGHTS {
+            for step in 0..=300 {
+                let threshold = step as f32 / 100.0;
+                let rule = GateRule { coverage_weight, threshold, max_unknown_share };
+                let score = GateCounts::of(&rule, examples).f_beta(0.5);
+                if score > best.1 {
+                    best = (rule, score);
+                }
             }
         }
     }
@@ -135,7 +155,7 @@ impl GateCounts {
     pub fn of(rule: &GateRule, examples: &[(GateSignals, bool)]) -> Self {
         let mut counts = Self::default();
         for (signals, in_scope) in examples {
-            let covered = rule.score(signals) >= rule.threshold;
+            let covered = rule.covers(signals);
             match (covered, *in_scope) {
                 (true, true) => counts.true_covered += 1,
                 (true, false) => counts.false_covered += 1,
@@ -162,11 +182,18 @@ impl GateCounts {
     }
 
     pub fn f1(&self) -> f32 {
+        self.f_beta(1.0)
+    }
+
+    /// The weighted harmonic mean of precision and recall; `beta < 1`
+    /// favours precision.
+    pub fn f_beta(&self, beta: f32) -> f32 {
         let (p, r) = (self.precision(), self.recall());
+        let b2 = beta * beta;
         if p + r == 0.0 {
             0.0
         } else {
-            2.0 * p * r / (p + r)
+            (1.0 + b2) * p * r / (b2 * p + r)
         }
     }
 }
@@ -184,7 +211,7 @@ mod tests {
     use super::*;
 
     fn signals(cosine: f32, coverage: f32) -> GateSignals {
-        GateSignals { cosine: Some(cosine), coverage }
+        GateSignals { cosine: Some(cosine), coverage, unknown_share: 0.0 }
     }
 
     #[test]
@@ -202,7 +229,8 @@ mod tests {
 
     #[test]
     fn no_hits_is_never_covered() {
-        let decision = GateConfig::calibrated().decide(Language::En, &[]);
+        let query = QuerySignals { unknown_share: 0.0 };
+        let decision = GateConfig::calibrated().decide(Language::En, &query, &[]);
         assert!(!decision.covered);
     }
 }

@@ -14,7 +14,7 @@ use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
 use crate::schema::{query_terms, register_analyzers, Fields};
-use crate::vectors::{cosine, VectorFile};
+use crate::vectors::{dot, normalized, VectorFile};
 use crate::{Error, Result};
 
 /// The `k` of reciprocal rank fusion, `1 / (k + rank)`: the usual 60, which
@@ -62,6 +62,14 @@ pub struct Hit {
     /// the most, so a question about something the shop never mentions
     /// scores low even when its common words match.
     pub coverage: f32,
+}
+
+/// Signals from the query alone.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QuerySignals {
+    /// The share of the query's weight (idf) carried by words that no
+    /// passage in its language uses: "CEO" in "the CEO's phone number".
+    pub unknown_share: f32,
 }
 
 /// The index a server searches, reloadable while in use.
@@ -116,6 +124,11 @@ impl IndexHandle {
         }
         *current = opened;
         Ok(true)
+    }
+
+    /// [`Generation::query_signals`] on the current generation.
+    pub fn query_signals(&self, query: &SearchQuery) -> Result<QuerySignals> {
+        self.current().query_signals(query)
     }
 
     /// [`Generation::search`] on the current generation.
@@ -244,6 +257,7 @@ impl Generation {
                 return Err(Error::corrupt(&self.dir, reason));
             };
             let passage = self.passage(&searcher, address)?;
+            let vector = normalized(vector);
             entries.push(VectorEntry { address, kind: passage.kind, lang: passage.lang, vector });
         }
         Ok(entries)
@@ -404,15 +418,64 @@ impl Generation {
                 return Vec::new();
             }
         };
+        // Stored vectors are unit length (made so at load), so after scaling
+        // the query a dot product is the cosine.
+        let query = normalized(query);
         let mut ranking: Vec<(f32, DocAddress)> = vectors
             .entries
             .iter()
             .filter(|entry| entry.kind.is_public() && entry.lang == lang)
-            .map(|entry| (cosine(&query, &entry.vector), entry.address))
+            .map(|entry| (dot(&query, &entry.vector), entry.address))
             .collect();
-        ranking.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        ranking.truncate(CANDIDATES);
+        let best_first = |a: &(f32, DocAddress), b: &(f32, DocAddress)| {
+            b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1))
+        };
+        // Only the best few are needed: partition, then sort just those.
+        if ranking.len() > CANDIDATES {
+            ranking.select_nth_unstable_by(CANDIDATES - 1, best_first);
+            ranking.truncate(CANDIDATES);
+        }
+        ranking.sort_by(best_first);
         ranking
+    }
+
+    /// What the query's words say about whether the knowledge base can
+    /// answer it, before looking at any passage.
+    pub fn query_signals(&self, query: &SearchQuery) -> Result<QuerySignals> {
+        let lang = query.lang.unwrap_or_else(|| Language::detect(query.text));
+        let searcher = self.reader.searcher();
+        let terms = query_terms(&self.index, lang, query.text)
+            .map_err(Error::index("cannot analyze the query"))?;
+        let weights = self.term_weights(&searcher, lang, &terms);
+        let field = self.fields.text(lang);
+        let total: f32 = weights.iter().map(|(_, w)| w).sum();
+        let unknown: f32 = weights
+            .iter()
+            .filter(|(term, _)| !self.knows(&searcher, lang, field, term))
+            .map(|(_, w)| w)
+            .sum();
+        Ok(QuerySignals { unknown_share: if total > 0.0 { unknown / total } else { 1.0 } })
+    }
+
+    /// Whether any passage uses `term`. A long English word one typo away
+    /// from a used one counts as known: shoppers misspell ("shiping"), and a
+    /// typo must not make a question look like one the shop cannot answer.
+    fn knows(
+        &self,
+        searcher: &Searcher,
+        lang: Language,
+        field: tantivy::schema::Field,
+        term: &str,
+    ) -> bool {
+        let indexed = tantivy::Term::from_field_text(field, term);
+        if searcher.doc_freq(&indexed).unwrap_or(0) > 0 {
+            return true;
+        }
+        if lang != Language::En || term.chars().count() < 5 {
+            return false;
+        }
+        let fuzzy = tantivy::query::FuzzyTermQuery::new(indexed, 1, true);
+        searcher.search(&fuzzy, &tantivy::collector::Count).unwrap_or(0) > 0
     }
 
     /// Each query term with its inverse document frequency in the query
