@@ -9,10 +9,38 @@
 //! - [`chat`]: the messages of a conversation as a language model sees them.
 //! - [`language`]: the languages we answer in, and detecting them.
 //! - [`embed`]: the trait through which retrieval asks for sentence vectors.
+//! - [`shop`]: the shop profile (`shop.toml`) and order data (`orders.json`),
+//!   parsed from text, with a small calendar [`shop::Date`].
+//! - [`policy`]: return eligibility computed from the shop's rules, explained
+//!   to the shopper with the rule that decided it.
+//! - [`order_facts`]: the template that tells a verified shopper about an
+//!   order, from the order data only.
+//! - [`intent`]: what a shopper's message asks for (a question, an order's
+//!   status, a return, a person, small talk), with its order number and
+//!   e-mail address.
+//! - [`check`]: the answer check: every number, amount, duration, contact
+//!   detail and name in a generated answer must appear in its passages.
+//! - [`prompt`]: prompt templates (`prompts/*.toml`) and assembling the
+//!   messages for one question: constant instructions, then the numbered
+//!   passages with the question.
+//! - [`protocol`]: the websocket frames between the chat widget and the
+//!   server, documented in `docs/protocol.md`.
+//! - [`mask`]: masking e-mail addresses and phone numbers for logs.
+//! - `scan` (private): finding e-mail addresses and phone numbers, shared by
+//!   the modules above so that they agree on what one is.
 
 pub mod chat;
+pub mod check;
 pub mod embed;
+pub mod intent;
 pub mod language;
+pub mod mask;
+pub mod order_facts;
+pub mod policy;
+pub mod prompt;
+pub mod protocol;
+mod scan;
+pub mod shop;
 
 pub use chat::{ChatMessage, Role};
 pub use embed::{EmbedError, TextEmbedder};

@@ -1,0 +1,651 @@
+//! The chat widget's websocket protocol: typed JSON frames.
+//!
+//! Every frame is one JSON object in a text message, tagged by `"type"`
+//! (snake_case). The types live here rather than in the server so that the
+//! server, its tests and any Rust client share one definition, and so that
+//! `docs/protocol.md` can be checked against them (a test parses every
+//! example in it). Parsing is strict about what it needs and lenient about
+//! the rest: unknown fields are ignored so that newer clients can talk to an
+//! older server, and optional fields may be omitted or `null`.
+//!
+//! [`parse_client_frame`] tells the failure modes apart (not JSON, unknown
+//! type, missing field, too long), because each gets its own error code and
+//! the connection survives all of them.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version, sent in `hello` and `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A frame from the chat widget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame of a connection. With `session` (from an earlier
+    /// `welcome`) it resumes that conversation and replays every entry after
+    /// `last_seq`.
+    Hello {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
+        /// A language tag such as `en` or `zh-CN`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lang: Option<String>,
+    },
+    /// A shopper's message. `client_id` is chosen by the client and makes
+    /// resending after a lost connection safe: the same id is stored once.
+    Message { client_id: String, text: String },
+    /// Stop the answer being generated.
+    Stop,
+    /// Thumbs up or down on the answer with sequence number `message_seq`.
+    Feedback {
+        message_seq: u64,
+        rating: Rating,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// Prove ownership of an order with the e-mail address it was placed with.
+    VerifyOrder { order_number: String, email: String },
+    /// A signed-in shop account: `signature` is the lower-case hex
+    /// HMAC-SHA256 of `customer_id` under the shop's identity secret.
+    Identity { customer_id: String, signature: String },
+    /// Start a return of a verified order: all returnable items, or `skus`.
+    StartReturn {
+        order_number: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skus: Option<Vec<String>>,
+    },
+    /// Ask for a person.
+    Handoff,
+    /// Heartbeat; answered with `pong`.
+    Ping,
+}
+
+/// A frame from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Reply to `hello`. `session` is the secret that resumes this
+    /// conversation; `resumed` says whether the requested one was resumed.
+    Welcome {
+        v: u32,
+        session: String,
+        conversation_id: String,
+        resumed: bool,
+    },
+    /// The message with `client_id` is stored as entry `seq`.
+    Ack {
+        client_id: String,
+        seq: u64,
+    },
+    /// An answer with sequence number `seq` begins.
+    AnswerStart {
+        seq: u64,
+    },
+    /// The next piece of answer `seq`; `index` counts the deltas of one
+    /// answer from 0.
+    Delta {
+        seq: u64,
+        index: u64,
+        text: String,
+    },
+    /// The passages answer `seq` is grounded on.
+    Sources {
+        seq: u64,
+        sources: Vec<Source>,
+    },
+    /// Answer `seq` is complete. When `outcome` is `replaced`, `text` is the
+    /// full text that replaces what was streamed.
+    AnswerEnd {
+        seq: u64,
+        outcome: AnswerOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        timings: Timings,
+    },
+    /// A person from the shop wrote entry `seq`.
+    StaffMessage {
+        seq: u64,
+        author: String,
+        text: String,
+    },
+    /// The answer waits for the model; `position` answers are ahead.
+    Queued {
+        position: u64,
+    },
+    /// The model's queue is full (`queued` waiting); this message gets no
+    /// answer and the shopper may ask again.
+    Busy {
+        queued: u64,
+    },
+    /// The shopper is verified as this customer.
+    Verified {
+        customer_name: String,
+    },
+    ReturnStarted {
+        return_number: String,
+        order_number: String,
+    },
+    Handoff {
+        status: HandoffStatus,
+    },
+    /// Something the client sent could not be handled; the connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error { code, message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+/// How an answer ended, as the shopper's client needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerOutcome {
+    /// Answered from the knowledge base or the shop's own data.
+    Answered,
+    /// Declined: the knowledge base does not cover the question.
+    Refused,
+    /// The generated text failed the answer check; `text` replaces it.
+    Replaced,
+    /// Handed over to a person.
+    Handoff,
+    /// Generation failed.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Timings of one answer. `ttft_ms` (time to first token) is `null` for an
+/// answer no model generated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(default)]
+    pub ttft_ms: Option<f64>,
+    pub total_ms: f64,
+    pub tokens: u64,
+    pub tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffStatus {
+    /// The conversation is marked for staff; a person will reply here.
+    Requested,
+    /// Staff have closed the handoff; the assistant answers again.
+    Resolved,
+}
+
+/// The code of an `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    UnknownType,
+    TooLarge,
+    RateLimited,
+    BinaryNotSupported,
+    BadRequest,
+    NotVerified,
+    Internal,
+}
+
+/// Size limits applied by [`parse_client_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// A frame longer than this (in bytes) is rejected before parsing.
+    pub max_frame_bytes: usize,
+    /// Longest message text and feedback comment, in characters (Unicode
+    /// scalar values, so a Chinese character counts as one).
+    pub max_message_chars: usize,
+}
+
+impl FrameLimits {
+    pub const DEFAULT: FrameLimits =
+        FrameLimits { max_frame_bytes: 64 * 1024, max_message_chars: 2000 };
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Longest `client_id`: an idempotency key, not content.
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+
+/// Why a client frame was rejected. Each maps to one [`ErrorCode`] and a
+/// message safe to show the shopper (no input is echoed at length).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("the frame is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("a frame must be a JSON object with a \"type\"")]
+    NotAnObject,
+    #[error("unknown frame type \"{0}\"")]
+    UnknownType(String),
+    #[error("\"{frame_type}\" frame is missing field \"{field}\"")]
+    MissingField { frame_type: String, field: &'static str },
+    #[error("\"{frame_type}\" frame is invalid: {detail}")]
+    InvalidField { frame_type: String, detail: String },
+    #[error("{what} is too long: {len} of at most {max} {unit}")]
+    TooLarge { what: &'static str, len: usize, max: usize, unit: &'static str },
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtocolError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ProtocolError::UnknownType(_) => ErrorCode::UnknownType,
+            ProtocolError::TooLarge { .. } => ErrorCode::TooLarge,
+            ProtocolError::NotAnObject
+            | ProtocolError::MissingField { .. }
+            | ProtocolError::InvalidField { .. } => ErrorCode::BadRequest,
+        }
+    }
+
+    /// The `error` frame that answers this problem.
+    pub fn to_frame(&self) -> ServerFrame {
+        ServerFrame::error(self.code(), self.to_string())
+    }
+}
+
+/// Every client frame type, with the fields it cannot do without. Kept in
+/// step with [`ClientFrame`] by a test that removes each field in turn.
+const CLIENT_TYPES: &[(&str, &[&str])] = &[
+    ("hello", &["v"]),
+    ("message", &["client_id", "text"]),
+    ("stop", &[]),
+    ("feedback", &["message_seq", "rating"]),
+    ("verify_order", &["order_number", "email"]),
+    ("identity", &["customer_id", "signature"]),
+    ("start_return", &["order_number"]),
+    ("handoff", &[]),
+    ("ping", &[]),
+];
+
+/// Parses one text frame from a client and applies `limits`.
+pub fn parse_client_frame(text: &str, limits: &FrameLimits) -> Result<ClientFrame, ProtocolError> {
+    if text.len() > limits.max_frame_bytes {
+        return Err(ProtocolError::TooLarge {
+            what: "frame",
+            len: text.len(),
+            max: limits.max_frame_bytes,
+            unit: "bytes",
+        });
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;
+    let object = value.as_object().ok_or(ProtocolError::NotAnObject)?;
+    let frame_type = match object.get("type") {
+        Some(serde_json::Value::String(t)) => t.as_str(),
+        _ => return Err(ProtocolError::NotAnObject),
+    };
+    let Some((_, required)) = CLIENT_TYPES.iter().find(|(name, _)| *name == frame_type) else {
+        return Err(ProtocolError::UnknownType(frame_type.chars().take(40).collect()));
+    };
+    let missing = required.iter().find(|field| object.get(**field).is_none_or(|v| v.is_null()));
+    if let Some(field) = missing {
+        return Err(ProtocolError::MissingField { frame_type: frame_type.to_owned(), field });
+    }
+    let invalid =
+        |detail: String| ProtocolError::InvalidField { frame_type: frame_type.to_owned(), detail };
+    let frame: ClientFrame =
+        serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+
+    let too_long = |what: &'static str, text: &str| -> Result<(), ProtocolError> {
+        let len = text.chars().count();
+        if len > limits.max_message_chars {
+            return Err(ProtocolError::TooLarge {
+                what,
+                len,
+                max: limits.max_message_chars,
+                unit: "characters",
+            });
+        }
+        Ok(())
+    };
+    match &frame {
+        ClientFrame::Message { client_id, text } => {
+            too_long("message text", text)?;
+            if text.trim().is_empty() {
+                return Err(invalid("the message text is empty".to_owned()));
+            }
+            let id_len = client_id.chars().count();
+            if client_id.trim().is_empty() || id_len > MAX_CLIENT_ID_CHARS {
+                return Err(invalid(format!(
+                    "client_id must be 1 to {MAX_CLIENT_ID_CHARS} characters"
+                )));
+            }
+        }
+        ClientFrame::Feedback { comment: Some(comment), .. } => {
+            too_long("feedback comment", comment)?
+        }
+        _ => {}
+    }
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ClientFrame, ProtocolError> {
+        parse_client_frame(text, &FrameLimits::default())
+    }
+
+    fn all_client_frames() -> Vec<ClientFrame> {
+        vec![
+            ClientFrame::Hello { v: 1, session: None, last_seq: None, lang: None },
+            ClientFrame::Hello {
+                v: 1,
+                session: Some("s3cr3t-s3ss10n-t0k3n".to_owned()),
+                last_seq: Some(12),
+                lang: Some("zh-CN".to_owned()),
+            },
+            ClientFrame::Message {
+                client_id: "c-1".to_owned(),
+                text: "Where is my order? 我的订单".to_owned(),
+            },
+            ClientFrame::Stop,
+            ClientFrame::Feedback {
+                message_seq: 8,
+                rating: Rating::Down,
+                comment: Some("wrong".to_owned()),
+            },
+            ClientFrame::Feedback { message_seq: 8, rating: Rating::Up, comment: None },
+            ClientFrame::VerifyOrder {
+                order_number: "NW-100231".to_owned(),
+                email: "a@example.com".to_owned(),
+            },
+            ClientFrame::Identity { customer_id: "C1001".to_owned(), signature: "ab12".to_owned() },
+            ClientFrame::StartReturn {
+                order_number: "NW-100231".to_owned(),
+                skus: Some(vec!["TP-101".to_owned()]),
+            },
+            ClientFrame::StartReturn { order_number: "NW-100231".to_owned(), skus: None },
+            ClientFrame::Handoff,
+            ClientFrame::Ping,
+        ]
+    }
+
+    fn all_server_frames() -> Vec<ServerFrame> {
+        let timings =
+            Timings { ttft_ms: Some(180.5), total_ms: 2400.0, tokens: 41, tokens_per_s: 18.2 };
+        vec![
+            ServerFrame::Welcome {
+                v: 1,
+                session: "s".to_owned(),
+                conversation_id: "c".to_owned(),
+                resumed: false,
+            },
+            ServerFrame::Ack { client_id: "c-1".to_owned(), seq: 7 },
+            ServerFrame::AnswerStart { seq: 8 },
+            ServerFrame::Delta { seq: 8, index: 0, text: "Standard".to_owned() },
+            ServerFrame::Sources {
+                seq: 8,
+                sources: vec![
+                    Source {
+                        id: "faq/shipping-times@en".to_owned(),
+                        title: "How long?".to_owned(),
+                        url: Some("https://x.example/a".to_owned()),
+                    },
+                    Source {
+                        id: "order/NW-100231".to_owned(),
+                        title: "Order".to_owned(),
+                        url: None,
+                    },
+                ],
+            },
+            ServerFrame::AnswerEnd {
+                seq: 8,
+                outcome: AnswerOutcome::Answered,
+                text: None,
+                timings,
+            },
+            ServerFrame::AnswerEnd {
+                seq: 8,
+                outcome: AnswerOutcome::Replaced,
+                text: Some("passage".to_owned()),
+                timings: Timings { ttft_ms: None, total_ms: 3.0, tokens: 0, tokens_per_s: 0.0 },
+            },
+            ServerFrame::StaffMessage { seq: 9, author: "Sam".to_owned(), text: "Hi!".to_owned() },
+            ServerFrame::Queued { position: 2 },
+            ServerFrame::Busy { queued: 16 },
+            ServerFrame::Verified { customer_name: "Emma Clarke".to_owned() },
+            ServerFrame::ReturnStarted {
+                return_number: "R-1".to_owned(),
+                order_number: "NW-100231".to_owned(),
+            },
+            ServerFrame::Handoff { status: HandoffStatus::Requested },
+            ServerFrame::error(ErrorCode::RateLimited, "slow down"),
+            ServerFrame::Pong,
+        ]
+    }
+
+    #[test]
+    fn every_frame_survives_a_round_trip() {
+        for frame in all_client_frames() {
+            let json = serde_json::to_string(&frame).unwrap();
+            assert_eq!(parse(&json).unwrap(), frame, "{json}");
+        }
+        for frame in all_server_frames() {
+            let json = serde_json::to_string(&frame).unwrap();
+            let back: ServerFrame = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, frame, "{json}");
+        }
+    }
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let check_client = |frame: ClientFrame, expected: &str| {
+            assert_eq!(serde_json::to_string(&frame).unwrap(), expected);
+        };
+        check_client(ClientFrame::Stop, r#"{"type":"stop"}"#);
+        check_client(
+            ClientFrame::VerifyOrder {
+                order_number: "NW-1".to_owned(),
+                email: "a@b.co".to_owned(),
+            },
+            r#"{"type":"verify_order","order_number":"NW-1","email":"a@b.co"}"#,
+        );
+        check_client(
+            ClientFrame::Hello { v: 1, session: None, last_seq: None, lang: None },
+            r#"{"type":"hello","v":1}"#,
+        );
+        let check_server = |frame: ServerFrame, expected: &str| {
+            assert_eq!(serde_json::to_string(&frame).unwrap(), expected);
+        };
+        check_server(ServerFrame::AnswerStart { seq: 3 }, r#"{"type":"answer_start","seq":3}"#);
+        check_server(
+            ServerFrame::AnswerEnd {
+                seq: 3,
+                outcome: AnswerOutcome::Refused,
+                text: None,
+                timings: Timings { ttft_ms: None, total_ms: 12.5, tokens: 0, tokens_per_s: 0.0 },
+            },
+            r#"{"type":"answer_end","seq":3,"outcome":"refused","timings":{"ttft_ms":null,"total_ms":12.5,"tokens":0,"tokens_per_s":0.0}}"#,
+        );
+        check_server(
+            ServerFrame::error(ErrorCode::BinaryNotSupported, "Send text frames."),
+            r#"{"type":"error","code":"binary_not_supported","message":"Send text frames."}"#,
+        );
+        check_server(
+            ServerFrame::Handoff { status: HandoffStatus::Resolved },
+            r#"{"type":"handoff","status":"resolved"}"#,
+        );
+    }
+
+    #[test]
+    fn tells_bad_frames_apart() {
+        let check = |text: &str, code: ErrorCode, message: &str| {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.code(), code, "{text}: {error}");
+            assert!(error.to_string().contains(message), "{text}: {error}");
+            assert_eq!(error.to_frame(), ServerFrame::error(code, error.to_string()));
+        };
+        check("{\"type\": \"message\"", ErrorCode::InvalidJson, "not valid JSON");
+        check("hello", ErrorCode::InvalidJson, "not valid JSON");
+        check("", ErrorCode::InvalidJson, "not valid JSON");
+        check("[1, 2]", ErrorCode::BadRequest, "JSON object");
+        check(r#"{"text": "hi"}"#, ErrorCode::BadRequest, "JSON object");
+        check(r#"{"type": 5}"#, ErrorCode::BadRequest, "JSON object");
+        check(r#"{"type": "shout"}"#, ErrorCode::UnknownType, "\"shout\"");
+        check(
+            r#"{"type": "Message", "client_id": "a", "text": "hi"}"#,
+            ErrorCode::UnknownType,
+            "Message",
+        );
+        check(
+            r#"{"type": "message", "text": "hi"}"#,
+            ErrorCode::BadRequest,
+            "missing field \"client_id\"",
+        );
+        check(
+            r#"{"type": "message", "client_id": "a", "text": null}"#,
+            ErrorCode::BadRequest,
+            "missing field \"text\"",
+        );
+        check(
+            r#"{"type": "feedback", "message_seq": 3, "rating": "meh"}"#,
+            ErrorCode::BadRequest,
+            "unknown variant",
+        );
+        check(r#"{"type": "hello", "v": "1"}"#, ErrorCode::BadRequest, "invalid type");
+        check(
+            r#"{"type": "message", "client_id": "a", "text": "   "}"#,
+            ErrorCode::BadRequest,
+            "empty",
+        );
+        check(
+            r#"{"type": "message", "client_id": "", "text": "hi"}"#,
+            ErrorCode::BadRequest,
+            "client_id",
+        );
+        let long_id = "x".repeat(MAX_CLIENT_ID_CHARS + 1);
+        check(
+            &format!(r#"{{"type": "message", "client_id": "{long_id}", "text": "hi"}}"#),
+            ErrorCode::BadRequest,
+            "client_id",
+        );
+    }
+
+    #[test]
+    fn limits_count_characters_not_bytes() {
+        let message =
+            |text: &str| format!(r#"{{"type":"message","client_id":"c","text":"{text}"}}"#);
+        let limits = FrameLimits::default();
+        // 2000 Chinese characters are 6000 bytes and within the limit.
+        assert!(parse_client_frame(&message(&"好".repeat(2000)), &limits).is_ok());
+        let error = parse_client_frame(&message(&"好".repeat(2001)), &limits).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::TooLarge);
+        assert_eq!(error.to_string(), "message text is too long: 2001 of at most 2000 characters");
+        let comment = format!(
+            r#"{{"type":"feedback","message_seq":1,"rating":"up","comment":"{}"}}"#,
+            "a".repeat(2001)
+        );
+        assert_eq!(parse_client_frame(&comment, &limits).unwrap_err().code(), ErrorCode::TooLarge);
+        let small = FrameLimits { max_frame_bytes: 100, max_message_chars: 10 };
+        let error = parse_client_frame(&message(&"a".repeat(200)), &small).unwrap_err();
+        assert!(error.to_string().starts_with("frame is too long"), "{error}");
+        assert!(parse_client_frame(&message("0123456789"), &small).is_ok());
+        assert_eq!(
+            parse_client_frame(&message("0123456789a"), &small).unwrap_err().code(),
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_optional_fields_may_be_null() {
+        let frame =
+            parse(r#"{"type":"hello","v":1,"session":null,"last_seq":null,"future":{"x":1}}"#)
+                .unwrap();
+        assert_eq!(frame, ClientFrame::Hello { v: 1, session: None, last_seq: None, lang: None });
+        let frame = parse(r#"{"type":"start_return","order_number":"NW-1","skus":null}"#).unwrap();
+        assert_eq!(frame, ClientFrame::StartReturn { order_number: "NW-1".to_owned(), skus: None });
+    }
+
+    /// The table of required fields agrees with the frame types: removing
+    /// any listed field fails with `MissingField`, and every type in the
+    /// enum is listed.
+    #[test]
+    fn required_fields_match_the_frame_types() {
+        let mut types = std::collections::HashSet::new();
+        for frame in all_client_frames() {
+            let value = serde_json::to_value(&frame).unwrap();
+            let frame_type = value["type"].as_str().unwrap().to_owned();
+            let (_, required) = CLIENT_TYPES.iter().find(|(name, _)| *name == frame_type).unwrap();
+            for field in *required {
+                let mut without = value.clone();
+                without.as_object_mut().unwrap().remove(*field);
+                let error = parse(&without.to_string()).unwrap_err();
+                assert!(
+                    matches!(error, ProtocolError::MissingField { .. }),
+                    "{frame_type}.{field}: {error}"
+                );
+            }
+            // Fields not listed as required really are optional.
+            let mut minimal = serde_json::Map::new();
+            minimal.insert("type".to_owned(), value["type"].clone());
+            for field in *required {
+                minimal.insert((*field).to_owned(), value[*field].clone());
+            }
+            assert!(parse(&serde_json::Value::Object(minimal).to_string()).is_ok(), "{frame_type}");
+            types.insert(frame_type);
+        }
+        assert_eq!(types.len(), CLIENT_TYPES.len());
+    }
+
+    /// Every example in `docs/protocol.md` is a valid frame: the lines that
+    /// start with `→ ` (client to server) or `← ` (server to client).
+    #[test]
+    fn the_protocol_document_matches_the_types() {
+        let doc = include_str!("../../../docs/protocol.md");
+        let mut seen = std::collections::HashSet::new();
+        for line in doc.lines() {
+            let (client, json) = match (line.strip_prefix("→ "), line.strip_prefix("← ")) {
+                (Some(json), _) => (true, json),
+                (_, Some(json)) => (false, json),
+                _ => continue,
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            if client {
+                parse(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            } else {
+                serde_json::from_str::<ServerFrame>(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            }
+            seen.insert((client, value["type"].as_str().unwrap_or_default().to_owned()));
+        }
+        let type_of =
+            |value: serde_json::Value| value["type"].as_str().unwrap_or_default().to_owned();
+        for frame in all_client_frames() {
+            let t = type_of(serde_json::to_value(&frame).unwrap());
+            assert!(seen.contains(&(true, t.clone())), "no example of client frame {t}");
+        }
+        for frame in all_server_frames() {
+            let t = type_of(serde_json::to_value(&frame).unwrap());
+            assert!(seen.contains(&(false, t.clone())), "no example of server frame {t}");
+        }
+    }
+}

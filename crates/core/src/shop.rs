@@ -1,0 +1,726 @@
+//! The shop's profile and its order data, typed for the answer pipeline.
+//!
+//! `faq/shop.toml` describes much more than the pipeline acts on (zones,
+//! payment, warranty…); that prose reaches shoppers through the retrieved
+//! passages. Only the facts the server itself uses are typed here: who the
+//! shop is and how to reach it (for the answer check's allowed facts and for
+//! handoff messages) and the rules that decide cancellations and returns.
+//! Unknown keys are ignored so that a shop can keep its whole profile in one
+//! file. `orders.json` is typed completely, because order facts are rendered
+//! from it and never from a model's memory.
+//!
+//! Both loaders take text, not paths: the caller reads the files, which keeps
+//! this crate free of IO. Dates are a small [`Date`] type with hand-written
+//! calendar arithmetic, because the pipeline needs nothing more than "this
+//! date plus 30 days", which does not justify a date-time dependency here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why shop data could not be loaded. Every variant is a mistake in the
+/// shop's files, to be shown to whoever edits them.
+#[derive(Debug, thiserror::Error)]
+pub enum ShopError {
+    #[error("shop profile is not valid TOML of the expected shape: {0}")]
+    ProfileSyntax(#[from] toml::de::Error),
+    #[error("shop profile: {0}")]
+    Profile(String),
+    #[error("order data is not valid JSON of the expected shape: {0}")]
+    OrdersSyntax(#[from] serde_json::Error),
+    #[error("order data: {0}")]
+    Orders(String),
+}
+
+pub type Result<T, E = ShopError> = std::result::Result<T, E>;
+
+// ---------------------------------------------------------------------------
+// Dates
+// ---------------------------------------------------------------------------
+
+/// A calendar date (proleptic Gregorian), without time or time zone.
+///
+/// Order dates are the shop's local dates, and "today" must be computed by the
+/// caller in the shop's time zone so that a return window closes at the same
+/// moment for every shopper. Fields are private so that every `Date` is valid.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    // Field order matters: the derived `Ord` compares year, then month, then day.
+    year: i32,
+    month: u8,
+    day: u8,
+}
+
+/// A date that does not exist or is not written as `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a valid date of the form YYYY-MM-DD")]
+pub struct DateError {
+    text: String,
+}
+
+impl Date {
+    /// The date, if it exists. Years are limited to 1..=9999 so that every
+    /// date prints as four digits and day arithmetic cannot overflow.
+    pub fn new(year: i32, month: u8, day: u8) -> Result<Self, DateError> {
+        let valid = (1..=9999).contains(&year)
+            && (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month);
+        if valid {
+            Ok(Self { year, month, day })
+        } else {
+            Err(DateError { text: format!("{year:04}-{month:02}-{day:02}") })
+        }
+    }
+
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    pub fn month(self) -> u8 {
+        self.month
+    }
+
+    pub fn day(self) -> u8 {
+        self.day
+    }
+
+    /// This date moved by `days` (negative moves back). Saturates at the
+    /// ends of the supported range instead of wrapping.
+    pub fn add_days(self, days: i32) -> Self {
+        let first = Date { year: 1, month: 1, day: 1 }.day_number();
+        let last = Date { year: 9999, month: 12, day: 31 }.day_number();
+        Self::from_day_number((self.day_number() + i64::from(days)).clamp(first, last))
+    }
+
+    /// Days from `self` to `later`: positive when `later` is after `self`.
+    pub fn days_until(self, later: Date) -> i64 {
+        later.day_number() - self.day_number()
+    }
+
+    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`): a count in
+    /// which consecutive dates differ by one, so date arithmetic is addition.
+    fn day_number(self) -> i64 {
+        let (m, d) = (i64::from(self.month), i64::from(self.day));
+        // Count years from March, so that the leap day is the year's last day.
+        let y = i64::from(self.year) - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let year_of_era = y.rem_euclid(400);
+        let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        era * 146_097 + day_of_era - 719_468
+    }
+
+    /// The inverse of [`Date::day_number`] (`civil_from_days`). Only called
+    /// with day numbers of dates in 1..=9999, so the narrowing casts hold.
+    fn from_day_number(z: i64) -> Self {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let day_of_era = z.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let mp = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        Self { year: year as i32, month: month as u8, day: day as u8 }
+    }
+}
+
+fn is_leap_year(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+impl FromStr for Date {
+    type Err = DateError;
+
+    /// Parses exactly `YYYY-MM-DD`, the form `orders.json` uses.
+    fn from_str(text: &str) -> Result<Self, DateError> {
+        let error = || DateError { text: text.to_owned() };
+        let bytes = text.as_bytes();
+        let well_formed = bytes.len() == 10
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+            && bytes.iter().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+        if !well_formed {
+            return Err(error());
+        }
+        let year = text[0..4].parse().map_err(|_| error())?;
+        let month = text[5..7].parse().map_err(|_| error())?;
+        let day = text[8..10].parse().map_err(|_| error())?;
+        Date::new(year, month, day).map_err(|_| error())
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl fmt::Debug for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Date {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shop profile
+// ---------------------------------------------------------------------------
+
+/// What the pipeline needs to know about the shop, from `shop.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShopProfile {
+    /// `[shop] name`.
+    pub name: String,
+    /// `[shop] currency`: the ISO code all amounts are in, such as `EUR`.
+    pub currency: String,
+    /// `[shop] website`, if given.
+    pub website: Option<String>,
+    pub support: SupportContact,
+    pub rules: ReturnRules,
+}
+
+/// How shoppers reach people at the shop (`[support]`). Each field is
+/// optional: a shop without a phone line simply has none, and nothing that
+/// renders these invents one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SupportContact {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Opening hours as the shop writes them, such as "Mon-Fri 9:00-17:00 UK time".
+    pub hours: Option<String>,
+}
+
+/// Whether a count of days includes weekends and holidays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DayKind {
+    Calendar,
+    Business,
+}
+
+/// What a shopper may do with an order after placing it: the `[returns]`
+/// rules, plus `[orders] cancel_allowed_statuses`, which decides what a
+/// shopper whose order has not arrived yet can do instead of returning it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnRules {
+    /// Calendar days after the delivery date during which a return is
+    /// accepted; the last day is `delivered + window_days`.
+    pub window_days: u32,
+    /// Item categories that are never accepted back, lower-cased.
+    pub non_returnable_categories: Vec<String>,
+    /// Days from receiving a return to issuing the refund.
+    pub refund_days: u32,
+    /// How `refund_days` are counted: `[returns] refund_days_are`, default
+    /// `business` (the convention for refunds, and the demo shop's rule).
+    pub refund_day_kind: DayKind,
+    /// `[returns] faulty_or_wrong_always_accepted`: faulty, damaged or wrong
+    /// items are taken back whatever their category or age. Default false,
+    /// so that no explanation promises an exception the shop did not make.
+    pub faulty_or_wrong_always_accepted: bool,
+    /// Statuses in which a shopper may still cancel an order. Empty when the
+    /// profile does not say, and then no explanation offers cancelling.
+    pub cancel_allowed_statuses: Vec<OrderStatus>,
+}
+
+impl ReturnRules {
+    /// Whether items of `category` may be returned (case-insensitive).
+    pub fn is_returnable_category(&self, category: &str) -> bool {
+        let category = category.trim().to_lowercase();
+        !self.non_returnable_categories.contains(&category)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawProfile {
+    shop: RawShop,
+    #[serde(default)]
+    support: RawSupport,
+    returns: RawReturns,
+    #[serde(default)]
+    orders: RawOrders,
+}
+
+#[derive(Deserialize)]
+struct RawShop {
+    name: String,
+    currency: String,
+    website: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSupport {
+    email: Option<String>,
+    phone: Option<String>,
+    hours: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawReturns {
+    window_days: u32,
+    #[serde(default)]
+    non_returnable_categories: Vec<String>,
+    refund_days: u32,
+    refund_days_are: Option<DayKind>,
+    #[serde(default)]
+    faulty_or_wrong_always_accepted: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RawOrders {
+    #[serde(default)]
+    cancel_allowed_statuses: Vec<OrderStatus>,
+}
+
+impl ShopProfile {
+    /// Parses the text of `shop.toml`.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let raw: RawProfile = toml::from_str(text)?;
+        let name = non_empty(raw.shop.name, "[shop] name is empty")?;
+        let currency = non_empty(raw.shop.currency, "[shop] currency is empty")?.to_uppercase();
+        let mut non_returnable = Vec::new();
+        for category in raw.returns.non_returnable_categories {
+            let category = category.trim().to_lowercase();
+            if category.is_empty() {
+                return Err(ShopError::Profile(
+                    "[returns] non_returnable_categories holds an empty name".to_owned(),
+                ));
+            }
+            non_returnable.push(category);
+        }
+        Ok(Self {
+            name,
+            currency,
+            website: optional(raw.shop.website),
+            support: SupportContact {
+                email: optional(raw.support.email),
+                phone: optional(raw.support.phone),
+                hours: optional(raw.support.hours),
+            },
+            rules: ReturnRules {
+                window_days: raw.returns.window_days,
+                non_returnable_categories: non_returnable,
+                refund_days: raw.returns.refund_days,
+                refund_day_kind: raw.returns.refund_days_are.unwrap_or(DayKind::Business),
+                faulty_or_wrong_always_accepted: raw.returns.faulty_or_wrong_always_accepted,
+                cancel_allowed_statuses: raw.orders.cancel_allowed_statuses,
+            },
+        })
+    }
+}
+
+fn non_empty(text: String, error: &str) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        Err(ShopError::Profile(error.to_owned()))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// A blank optional field is the same as an absent one.
+fn optional(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+// ---------------------------------------------------------------------------
+// Orders
+// ---------------------------------------------------------------------------
+
+/// Where an order is in its life. The first four follow each other; an order
+/// leaves the sequence by being cancelled (before shipping) or returned
+/// (after delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Placed,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+    Returned,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Placed,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+        OrderStatus::Returned,
+    ];
+
+    /// The name used in the data files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Returned => "returned",
+        }
+    }
+
+    /// The status as a shopper reads it in Chinese.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "已下单",
+            OrderStatus::Paid => "已付款",
+            OrderStatus::Shipped => "已发货",
+            OrderStatus::Delivered => "已送达",
+            OrderStatus::Cancelled => "已取消",
+            OrderStatus::Returned => "已退货",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A shop customer. `Debug` masks the e-mail address, because customers end
+/// up in log lines.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+}
+
+impl fmt::Debug for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Customer")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("email", &crate::mask::mask_pii(&self.email))
+            .finish()
+    }
+}
+
+/// One order. Date fields are present only when they apply to the status
+/// (a shipped order has no `delivered_at`); nothing derived from an order may
+/// fill them in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub number: String,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    pub placed_at: Date,
+    pub paid_at: Option<Date>,
+    pub shipped_at: Option<Date>,
+    pub delivered_at: Option<Date>,
+    pub cancelled_at: Option<Date>,
+    pub returned_at: Option<Date>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    /// ISO country code of the delivery address, such as `GB`.
+    pub shipping_country: Option<String>,
+    /// `standard` or `express` in the demo shop; kept as text for other shops.
+    pub shipping_method: Option<String>,
+    pub items: Vec<OrderItem>,
+    /// Sum of `quantity * unit_price`, in the shop currency.
+    pub total: f64,
+    /// Shipping charged on top of `total`.
+    pub shipping: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub sku: String,
+    pub name: String,
+    /// Matches `non_returnable_categories` / `returnable_categories`.
+    pub category: String,
+    pub quantity: u32,
+    pub unit_price: f64,
+}
+
+/// The customers and orders of `orders.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderData {
+    pub customers: Vec<Customer>,
+    pub orders: Vec<Order>,
+}
+
+impl OrderData {
+    /// Parses the text of `orders.json` and checks that order numbers and
+    /// customer ids are unique and that every order names a known customer:
+    /// an ambiguous order number could show one customer another's order.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let data: OrderData = serde_json::from_str(text)?;
+        let mut ids = std::collections::HashSet::new();
+        for customer in &data.customers {
+            if customer.id.trim().is_empty() {
+                return Err(ShopError::Orders("a customer has an empty id".to_owned()));
+            }
+            if !ids.insert(customer.id.as_str()) {
+                return Err(ShopError::Orders(format!(
+                    "customer id `{}` is used twice",
+                    customer.id
+                )));
+            }
+        }
+        let mut numbers = std::collections::HashSet::new();
+        for order in &data.orders {
+            let number = normalize_order_number(&order.number);
+            if number.is_empty() {
+                return Err(ShopError::Orders("an order has an empty number".to_owned()));
+            }
+            if !numbers.insert(number) {
+                return Err(ShopError::Orders(format!(
+                    "order number {} is used twice",
+                    order.number
+                )));
+            }
+            if !ids.contains(order.customer_id.as_str()) {
+                return Err(ShopError::Orders(format!(
+                    "order {} names unknown customer `{}`",
+                    order.number, order.customer_id
+                )));
+            }
+        }
+        Ok(data)
+    }
+
+    /// The order with this number; case and surrounding spaces are ignored,
+    /// since shoppers type numbers by hand.
+    pub fn order(&self, number: &str) -> Option<&Order> {
+        let number = normalize_order_number(number);
+        self.orders.iter().find(|order| normalize_order_number(&order.number) == number)
+    }
+
+    pub fn customer(&self, id: &str) -> Option<&Customer> {
+        self.customers.iter().find(|customer| customer.id == id)
+    }
+
+    /// Every order of one customer, in file order.
+    pub fn orders_of<'a>(&'a self, customer_id: &'a str) -> impl Iterator<Item = &'a Order> + 'a {
+        self.orders.iter().filter(move |order| order.customer_id == customer_id)
+    }
+}
+
+/// Order numbers compare without case or surrounding spaces.
+pub fn normalize_order_number(number: &str) -> String {
+    number.trim().to_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(text: &str) -> Date {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn dates_parse_strictly() {
+        let check = |text: &str, ok: bool| assert_eq!(text.parse::<Date>().is_ok(), ok, "{text}");
+        check("2026-08-05", true);
+        check("2024-02-29", true);
+        check("2026-02-29", false);
+        check("2100-02-29", false);
+        check("2000-02-29", true);
+        check("2026-13-01", false);
+        check("2026-04-31", false);
+        check("2026-00-10", false);
+        check("0000-01-01", false);
+        check("2026-8-5", false);
+        check("2026/08/05", false);
+        check(" 2026-08-05", false);
+        check("２０２６-08-05", false);
+        check("", false);
+    }
+
+    #[test]
+    fn day_arithmetic_crosses_months_years_and_leap_days() {
+        let check = |start: &str, days: i32, expected: &str| {
+            assert_eq!(date(start).add_days(days), date(expected), "{start} + {days}");
+            assert_eq!(
+                date(start).days_until(date(expected)),
+                i64::from(days),
+                "{start}..{expected}"
+            );
+        };
+        check("2026-08-05", 30, "2026-09-04");
+        check("2026-11-02", 30, "2026-12-02");
+        check("2026-12-15", 30, "2027-01-14");
+        check("2024-02-28", 1, "2024-02-29");
+        check("2024-02-29", 1, "2024-03-01");
+        check("2026-02-28", 1, "2026-03-01");
+        check("2026-03-01", -1, "2026-02-28");
+        check("1970-01-01", 0, "1970-01-01");
+        check("2000-01-01", 366, "2001-01-01");
+        check("1999-12-31", 1, "2000-01-01");
+        check("2026-01-31", 365, "2027-01-31");
+        assert_eq!(date("1970-01-01").day_number(), 0);
+        assert_eq!(date("9999-12-31").add_days(5), date("9999-12-31"));
+        assert_eq!(date("0001-01-01").add_days(-5), date("0001-01-01"));
+        // Every day of four centuries survives the round trip.
+        let mut d = date("1900-01-01");
+        for _ in 0..146_097 {
+            assert_eq!(Date::from_day_number(d.day_number()), d);
+            let next = d.add_days(1);
+            assert!(next > d);
+            d = next;
+        }
+        assert_eq!(d, date("2300-01-01"));
+    }
+
+    const PROFILE: &str = include_str!("../../../faq/shop.toml");
+
+    #[test]
+    fn loads_the_demo_shop_profile() {
+        let profile = ShopProfile::from_toml(PROFILE).unwrap();
+        assert_eq!(profile.name, "Northwind Threads");
+        assert_eq!(profile.currency, "EUR");
+        assert_eq!(profile.website.as_deref(), Some("https://northwind-threads.example"));
+        assert_eq!(profile.support.email.as_deref(), Some("support@northwind-threads.example"));
+        assert_eq!(profile.support.phone.as_deref(), Some("+44 20 7946 0321"));
+        assert_eq!(profile.support.hours.as_deref(), Some("Mon-Fri 9:00-17:00 UK time"));
+        let rules = &profile.rules;
+        assert_eq!(rules.window_days, 30);
+        assert_eq!(rules.refund_days, 5);
+        assert_eq!(rules.refund_day_kind, DayKind::Business);
+        assert!(rules.faulty_or_wrong_always_accepted);
+        assert_eq!(
+            rules.non_returnable_categories,
+            ["underwear", "swimwear", "earrings", "gift-card", "personalised"]
+        );
+        assert_eq!(rules.cancel_allowed_statuses, [OrderStatus::Placed, OrderStatus::Paid]);
+        assert!(!rules.is_returnable_category(" Swimwear "));
+        assert!(rules.is_returnable_category("tops"));
+    }
+
+    #[test]
+    fn a_minimal_profile_of_another_shop_loads_and_a_broken_one_does_not() {
+        let minimal = r#"
+            [shop]
+            name = "Tiny Tea"
+            currency = "gbp"
+            [support]
+            email = " "
+            [returns]
+            window_days = 14
+            refund_days = 10
+            refund_days_are = "calendar"
+            unknown_key = [1, 2]
+        "#;
+        let profile = ShopProfile::from_toml(minimal).unwrap();
+        assert_eq!(profile.currency, "GBP");
+        assert_eq!(profile.support, SupportContact::default());
+        assert_eq!(profile.rules.refund_day_kind, DayKind::Calendar);
+        assert!(profile.rules.non_returnable_categories.is_empty());
+        assert!(profile.rules.cancel_allowed_statuses.is_empty());
+        assert!(!profile.rules.faulty_or_wrong_always_accepted);
+
+        let check_error = |text: &str| assert!(ShopProfile::from_toml(text).is_err(), "{text}");
+        check_error("[shop]\nname = \"A\"\ncurrency = \"EUR\"\n");
+        check_error("[shop]\nname = \"\"\ncurrency = \"EUR\"\n[returns]\nwindow_days = 1\nrefund_days = 1\n");
+        check_error("[shop]\nname = \"A\"\ncurrency = \"EUR\"\n[returns]\nwindow_days = -1\nrefund_days = 1\n");
+        check_error("[shop]\nname = \"A\"\ncurrency = \"EUR\"\n[returns]\nwindow_days = 1\nrefund_days = 1\n[orders]\ncancel_allowed_statuses = [\"lost\"]\n");
+        check_error("not toml at all = = =");
+    }
+
+    const ORDERS: &str = include_str!("../../../faq/orders.json");
+
+    #[test]
+    fn loads_the_demo_orders() {
+        let data = OrderData::from_json(ORDERS).unwrap();
+        assert!(data.orders.len() >= 50);
+        let order = data.order(" nw-100231 ").unwrap();
+        assert_eq!(order.status, OrderStatus::Delivered);
+        assert_eq!(order.delivered_at, Some(date("2026-08-05")));
+        assert_eq!(order.customer_id, "C1001");
+        assert_eq!(data.customer("C1001").unwrap().name, "Emma Clarke");
+        assert!(data.orders_of("C1001").any(|o| o.number == "NW-100231"));
+        assert!(data.order("NW-999999").is_none());
+        // Every status of the data set is represented, so the policy tests
+        // that use these orders cover each branch.
+        for status in OrderStatus::ALL {
+            assert!(data.orders.iter().any(|o| o.status == status), "{status}");
+        }
+        let shipped = data.orders.iter().find(|o| o.status == OrderStatus::Shipped).unwrap();
+        assert_eq!(shipped.delivered_at, None);
+    }
+
+    #[test]
+    fn rejects_inconsistent_order_data() {
+        let check_error = |text: &str, expected: &str| {
+            let error = OrderData::from_json(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        };
+        let customer = r#"{"id": "C1", "name": "Ann", "email": "ann@example.com"}"#;
+        let order = |number: &str, customer: &str| {
+            format!(
+                r#"{{"number": "{number}", "customer_id": "{customer}", "status": "placed",
+                    "placed_at": "2026-01-01", "items": [], "total": 0.0}}"#
+            )
+        };
+        check_error(
+            &format!(
+                r#"{{"customers": [{customer}], "orders": [{}, {}]}}"#,
+                order("NW-1", "C1"),
+                order("nw-1", "C1")
+            ),
+            "used twice",
+        );
+        check_error(
+            &format!(r#"{{"customers": [{customer}], "orders": [{}]}}"#, order("NW-1", "C9")),
+            "unknown customer",
+        );
+        check_error(
+            &format!(r#"{{"customers": [{customer}, {customer}], "orders": []}}"#),
+            "used twice",
+        );
+        check_error(r#"{"customers": [], "orders": [{"number": "NW-1"}]}"#, "JSON");
+        check_error(
+            &format!(
+                r#"{{"customers": [{customer}], "orders": [{}]}}"#,
+                order("NW-1", "C1").replace("2026-01-01", "2026-02-30")
+            ),
+            "2026-02-30",
+        );
+    }
+
+    #[test]
+    fn customer_debug_output_masks_the_email() {
+        let customer = Customer {
+            id: "C1".to_owned(),
+            name: "Ann".to_owned(),
+            email: "ann.smith@example.com".to_owned(),
+        };
+        let debug = format!("{customer:?}");
+        assert!(!debug.contains("ann.smith@"), "{debug}");
+        assert!(debug.contains("a***@example.com"), "{debug}");
+    }
+}
