@@ -18,3 +18,32 @@ pub trait TextEmbedder: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("embedding failed: {0}")]
 pub struct EmbedError(pub String);
+
+/// A dot product with independent partial sums, which the compiler turns
+/// into vector instructions (one running sum would fix the order of the
+/// additions and keep it scalar). Shared by attention in the inference crate
+/// and vector search in the retrieval crate.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0f32; 16];
+    let (chunks_a, chunks_b) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for i in 0..16 {
+            partial[i] += x[i] * y[i];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dot_matches_the_plain_sum_for_any_length() {
+        for len in [0, 1, 15, 16, 17, 384] {
+            let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5).collect();
+            let b: Vec<f32> = (0..len).map(|i| 1.0 - i as f32 * 0.25).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((super::dot(&a, &b) - plain).abs() <= 1e-3 * plain.abs().max(1.0), "{len}");
+        }
+    }
+}

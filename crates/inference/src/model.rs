@@ -16,6 +16,7 @@ use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
+use shopchat_core::embed::dot;
 
 use crate::error::{Error, Result};
 
@@ -534,20 +535,6 @@ fn decode_attention(
         }
     }
     out
-}
-
-/// A dot product written with independent partial sums so that the compiler
-/// vectorises it (a single running sum fixes the order of additions).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut partial = [0f32; 16];
-    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for i in 0..16 {
-            partial[i] += x[i] * y[i];
-        }
-    }
-    partial.iter().sum::<f32>() + tail
 }
 
 /// Index of the largest logit: greedy decoding without a sampler.

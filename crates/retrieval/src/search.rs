@@ -14,8 +14,9 @@ use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
 use crate::schema::{query_terms, register_analyzers, Fields};
-use crate::vectors::{dot, normalized, VectorFile};
+use crate::vectors::{normalized, VectorFile};
 use crate::{Error, Result};
+use shopchat_core::embed::dot;
 
 /// The `k` of reciprocal rank fusion, `1 / (k + rank)`: the usual 60, which
 /// keeps one list's first place from outweighing agreement between both.

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use shopchat_core::embed::dot;
 use shopchat_core::TextEmbedder;
 
 use crate::layout::write_synced;
@@ -124,21 +125,6 @@ pub(crate) fn normalized(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v
-}
-
-/// A dot product with independent partial sums, which the compiler turns
-/// into vector instructions (one running sum would fix the order of
-/// additions and keep it scalar).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut partial = [0f32; 16];
-    let (chunks_a, chunks_b) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = chunks_a.remainder().iter().zip(chunks_b.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for i in 0..16 {
-            partial[i] += x[i] * y[i];
-        }
-    }
-    partial.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
