@@ -258,10 +258,13 @@ impl ModelRegistry {
             }
             let source = dir.join(&file.path);
             let target = self.variant_path(name, file, quantization);
-            if !target.is_file() {
+            let how = if target.is_file() {
+                format!("already re-quantized to {}", quantization.suffix())
+            } else {
                 crate::quantize::requantize(&source, &target, quantization, options.progress)?;
-            }
-            report.files.push((target, format!("re-quantized to {}", quantization.suffix())));
+                format!("re-quantized to {}", quantization.suffix())
+            };
+            report.files.push((target, how));
         }
         Ok(report)
     }
