@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Deserialize;
+use shopchat_core::shop::{normalize_order_number, Order, OrderData, ShopError};
 use shopchat_core::Language;
 
 use crate::passage::{Passage, PassageKind};
@@ -61,91 +61,37 @@ impl OrderBook {
         if email.is_empty() {
             return None;
         }
-        let customer_id = self.owners.get(&normalize_number(number))?;
+        let customer_id = self.owners.get(&normalize_order_number(number))?;
         (self.emails.get(customer_id)? == &email)
             .then(|| VerifiedCustomer::verified_by_order(customer_id))
     }
 }
 
-fn normalize_number(number: &str) -> String {
-    number.trim().to_uppercase()
-}
-
-#[derive(Deserialize)]
-struct OrdersFile {
-    customers: Vec<Customer>,
-    orders: Vec<Order>,
-}
-
-#[derive(Deserialize)]
-struct Customer {
-    id: String,
-    email: String,
-}
-
-#[derive(Deserialize)]
-struct Order {
-    number: String,
-    customer_id: String,
-    status: String,
-    placed_at: String,
-    paid_at: Option<String>,
-    shipped_at: Option<String>,
-    delivered_at: Option<String>,
-    cancelled_at: Option<String>,
-    returned_at: Option<String>,
-    carrier: Option<String>,
-    tracking_number: Option<String>,
-    tracking_url: Option<String>,
-    shipping_country: Option<String>,
-    shipping_method: Option<String>,
-    items: Vec<Item>,
-    total: f64,
-    shipping: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    sku: String,
-    name: String,
-    category: String,
-    quantity: u32,
-    unit_price: f64,
-}
-
-/// Reads `orders.json` into the order book and one passage per order.
+/// Reads `orders.json` into the order book and one passage per order. The
+/// file is parsed and checked (unique numbers and ids, known customers) by
+/// the shared [`OrderData`], so the chat's order facts and the index read it
+/// the same way.
 pub(crate) fn load(path: &Path) -> Result<(OrderBook, Vec<Passage>)> {
     let source = std::fs::read_to_string(path)
         .map_err(Error::io(format!("cannot read {}", path.display())))?;
-    let file: OrdersFile = serde_json::from_str(&source)
-        .map_err(|e| Error::malformed(path, Some(e.line()), e.to_string()))?;
+    let data = OrderData::from_json(&source).map_err(|error| match &error {
+        ShopError::OrdersSyntax(json) => {
+            Error::malformed(path, Some(json.line()), error.to_string())
+        }
+        _ => Error::malformed(path, None, error.to_string()),
+    })?;
 
     let mut book = OrderBook::default();
-    for customer in &file.customers {
+    for customer in &data.customers {
         let email = customer.email.trim().to_lowercase();
-        if customer.id.trim().is_empty() || email.is_empty() {
-            return Err(Error::malformed(path, None, "a customer has an empty id or email"));
+        if email.is_empty() {
+            return Err(Error::malformed(path, None, "a customer has an empty email"));
         }
-        if book.emails.insert(customer.id.clone(), email).is_some() {
-            let reason = format!("customer id `{}` is used twice", customer.id);
-            return Err(Error::malformed(path, None, reason));
-        }
+        book.emails.insert(customer.id.clone(), email);
     }
-    let mut passages = Vec::with_capacity(file.orders.len());
-    for order in &file.orders {
-        if !book.emails.contains_key(&order.customer_id) {
-            let reason =
-                format!("order {} names unknown customer `{}`", order.number, order.customer_id);
-            return Err(Error::malformed(path, None, reason));
-        }
-        let number = normalize_number(&order.number);
-        if number.is_empty() {
-            return Err(Error::malformed(path, None, "an order has an empty number"));
-        }
-        if book.owners.insert(number, order.customer_id.clone()).is_some() {
-            let reason = format!("order number {} is used twice", order.number);
-            return Err(Error::malformed(path, None, reason));
-        }
+    let mut passages = Vec::with_capacity(data.orders.len());
+    for order in &data.orders {
+        book.owners.insert(normalize_order_number(&order.number), order.customer_id.clone());
         passages.push(passage(order));
     }
     Ok((book, passages))
@@ -155,7 +101,7 @@ pub(crate) fn load(path: &Path) -> Result<(OrderBook, Vec<Passage>)> {
 /// names no person and no e-mail address: only what the order is and where
 /// it stands.
 fn passage(order: &Order) -> Passage {
-    let mut text = format!("Order {} is {}.", order.number, order.status);
+    let mut text = format!("Order {} is {}.", order.number, order.status.as_str());
     let events = [
         ("Placed", Some(&order.placed_at)),
         ("Paid", order.paid_at.as_ref()),
@@ -206,7 +152,7 @@ fn passage(order: &Order) -> Passage {
         heading_path: Vec::new(),
         text,
         url: order.tracking_url.clone(),
-        tags: vec!["order".to_owned(), order.status.clone()],
+        tags: vec!["order".to_owned(), order.status.as_str().to_owned()],
         customer_id: Some(order.customer_id.clone()),
     }
 }
