@@ -1,7 +1,8 @@
 //! The database: every conversation, answer, staff account and return.
 //!
-//! The chat server stores a shopper's message before answering it and the
-//! answer when it ends, with everything staff need to review it later:
+//! The chat server stores a shopper's message before answering it, the
+//! answer's text so far while it streams, and the answer when it ends, with
+//! everything staff need to review it later:
 //! sources, model, prompt version, timings, relevance-gate and answer-check
 //! results, outcome and feedback. Staff list, search, tag and export
 //! conversations, reply into them, and log in with argon2-hashed passwords.
@@ -44,8 +45,8 @@ pub use error::{Error, Result};
 pub use model::{
     AnswerDetails, AnswerRecord, AnswerState, CheckRecord, Conversation, ConversationFilter,
     ConversationId, ConversationSummary, Feedback, GateRecord, MessageId, MessageState,
-    NewConversation, NewMessage, NewReturn, Outcome, Rating, ReturnRecord, Role, SessionToken,
-    SourceRef, Staff, StaffId, StoredMessage, Timings, Transcript,
+    NewConversation, NewMessage, NewReturn, Outcome, Rating, ReceivedMessage, ReturnRecord, Role,
+    SessionToken, SourceRef, Staff, StaffId, StoredMessage, Timings, Transcript,
 };
 pub use secret::MIN_PASSWORD_CHARS;
 pub use sqlite::SqliteStore;
@@ -91,9 +92,30 @@ pub trait Store: Send + Sync {
         conversation_id: &ConversationId,
         message: NewMessage,
     ) -> Result<StoredMessage>;
+    /// Stores a shopper's message under the id the shopper's browser gave it,
+    /// at most once per conversation: a browser that lost its connection
+    /// cannot know whether its message arrived, so it sends it again with the
+    /// same `client_id`. If the conversation already has a message with that
+    /// `client_id`, that message comes back with `duplicate: true` and
+    /// nothing is stored (its text is not compared: the id decides).
+    /// Otherwise the message is stored like [`Store::add_message`] with
+    /// `duplicate: false`.
+    fn add_shopper_message(
+        &self,
+        conversation_id: &ConversationId,
+        client_id: &str,
+        text: &str,
+    ) -> Result<ReceivedMessage>;
     /// Stores an empty assistant message in state [`MessageState::Streaming`]
     /// before the first token, so the answer has its `seq` and id from the start.
     fn start_answer(&self, conversation_id: &ConversationId) -> Result<StoredMessage>;
+    /// Replaces the text of an answer that is still streaming with what has
+    /// been generated so far, so that if the process dies the transcript
+    /// keeps it (see [`SqliteStore::open`]). Each call is a commit and
+    /// re-indexes the text for search: call it every second or so, not per
+    /// token. An answer that is no longer streaming (finished, or closed as
+    /// interrupted) is [`Error::NotFound`].
+    fn save_answer_progress(&self, message_id: MessageId, text: &str) -> Result<()>;
     /// Records how an answer ended: its text and everything about it. An answer
     /// is finished once; finishing it again is [`Error::NotFound`].
     fn finish_answer(&self, message_id: MessageId, answer: AnswerRecord) -> Result<()>;
@@ -106,6 +128,15 @@ pub trait Store: Send + Sync {
         conversation_id: &ConversationId,
         after_seq: u32,
     ) -> Result<Vec<StoredMessage>>;
+    /// The assistant message with this `seq`, for checking that a shopper
+    /// rates an answer (not their own question) of their own conversation.
+    /// `None` if there is no such conversation or message, or if the message
+    /// at that `seq` is not an answer.
+    fn answer_by_seq(
+        &self,
+        conversation_id: &ConversationId,
+        seq: u32,
+    ) -> Result<Option<StoredMessage>>;
 
     // Staff review.
 

@@ -105,7 +105,9 @@ labels!(Role { Shopper = "shopper", Assistant = "assistant", Staff = "staff", Sy
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageState {
-    /// The answer is being generated; its text is not stored yet.
+    /// The answer is being generated; its text is what was last saved with
+    /// [`Store::save_answer_progress`](crate::Store::save_answer_progress)
+    /// (empty until then).
     Streaming,
     Complete,
     /// The answer was cut off: the shopper stopped it, left, or the server died.
@@ -246,6 +248,21 @@ pub struct StoredMessage {
     /// Everything about the answer, once it has ended (assistant messages only).
     pub answer: Option<AnswerDetails>,
     pub feedback: Option<Feedback>,
+    /// The id the shopper's browser gave the message, for messages stored by
+    /// [`Store::add_shopper_message`](crate::Store::add_shopper_message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// A shopper's message as stored by
+/// [`Store::add_shopper_message`](crate::Store::add_shopper_message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivedMessage {
+    pub message: StoredMessage,
+    /// True if the message had been stored before (the browser resent it,
+    /// say after a dropped connection): `message` is that earlier one, and
+    /// nothing new was stored.
+    pub duplicate: bool,
 }
 
 /// How an answer ended, as the server reports it to

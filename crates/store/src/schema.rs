@@ -15,7 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::{Error, Result};
 
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE conversations (
@@ -122,6 +122,17 @@ CREATE TABLE returns (
 CREATE INDEX returns_by_order ON returns (order_number);
 "#;
 
+/// Shopper messages carry the id the shopper's browser gave them, so that a
+/// message resent after a dropped connection is recognised rather than
+/// stored (and answered) twice. Only within one conversation: the ids come
+/// from browsers and need not be unique across them. Older messages, and
+/// messages of other roles, have none.
+const V2: &str = r#"
+ALTER TABLE messages ADD COLUMN client_id TEXT;
+CREATE UNIQUE INDEX messages_by_client_id ON messages (conversation_id, client_id)
+    WHERE client_id IS NOT NULL;
+"#;
+
 /// Brings the database up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
@@ -139,5 +150,53 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{MIGRATIONS, V1};
+    use crate::{ConversationId, MessageState, Outcome, SqliteStore, Store};
+
+    /// A file the first release wrote, one answer left streaming, opens with
+    /// its messages intact and takes the newer operations.
+    #[test]
+    fn a_version_1_database_upgrades() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO conversations \
+                 (id, lang, channel, resume_token_sha256, last_seq, created_at, updated_at) \
+                 VALUES ('old', 'en', 'web', 'digest', 2, 0, 0); \
+                 INSERT INTO messages (conversation_id, seq, role, text, state, created_at) \
+                 VALUES ('old', 1, 'shopper', 'hello', 'complete', 0), \
+                        ('old', 2, 'assistant', '', 'streaming', 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let c = ConversationId::from("old");
+        let messages = store.messages_after(&c, 0).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!((messages[0].text.as_str(), messages[0].client_id.as_deref()), ("hello", None));
+        assert_eq!(messages[1].state, MessageState::Partial);
+        assert_eq!(messages[1].answer.as_ref().map(|a| a.outcome), Some(Outcome::Error));
+
+        let received = store.add_shopper_message(&c, "m-3", "still there?").unwrap();
+        assert_eq!((received.message.seq, received.duplicate), (3, false));
+        assert!(store.add_shopper_message(&c, "m-3", "still there?").unwrap().duplicate);
+        drop(store);
+
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(usize::try_from(version).ok(), Some(MIGRATIONS.len()));
     }
 }

@@ -135,8 +135,9 @@ fn in_transaction<T>(
 /// process that died (killed, crashed, power cut): nothing will finish it.
 /// It becomes Partial with outcome Error, so transcripts show it was cut off
 /// and staff can find it by outcome. `finished_at` stays empty: nobody knows
-/// when it stopped. Its text is empty, because the text is stored when the
-/// answer finishes; the shopper's question before it was stored earlier.
+/// when it stopped. Its text is kept as it is: whatever the last
+/// `save_answer_progress` stored (the shopper saw at least that much), or
+/// empty if none did; the shopper's question before it was stored earlier.
 fn close_interrupted_answers(conn: &Connection) -> Result<()> {
     conn.execute(
         "UPDATE messages SET state = 'partial', outcome = 'error' WHERE state = 'streaming'",
@@ -249,7 +250,7 @@ fn find_conversation(conn: &Connection, id: &ConversationId) -> Result<Option<Co
 const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, role, text, author, state, created_at, \
     finished_at, outcome, sources, model, prompt_version, ttft_ms, total_ms, tokens, \
     tokens_per_s, gate_covered, gate_score, check_passed, check_reason, feedback_rating, \
-    feedback_comment";
+    feedback_comment, client_id";
 
 fn message_from(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     let answer = match row.get::<_, Option<Outcome>>(9)? {
@@ -292,6 +293,7 @@ fn message_from(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         finished_at: optional_time_at(row, 8)?,
         answer,
         feedback,
+        client_id: row.get(23)?,
     })
 }
 
@@ -367,6 +369,7 @@ fn insert_message(
     conversation_id: &ConversationId,
     message: &NewMessage,
     state: MessageState,
+    client_id: Option<&str>,
 ) -> Result<StoredMessage> {
     let now = now_millis();
     // The counter lives on the conversation row, so taking the next seq,
@@ -384,8 +387,9 @@ fn insert_message(
         return Err(Error::not_found("conversation", conversation_id));
     };
     tx.execute(
-        "INSERT INTO messages (conversation_id, seq, role, text, author, state, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages \
+         (conversation_id, seq, role, text, author, state, created_at, client_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             conversation_id.as_str(),
             seq,
@@ -393,7 +397,8 @@ fn insert_message(
             message.text,
             message.author,
             state,
-            now
+            now,
+            client_id
         ],
     )?;
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
@@ -618,12 +623,59 @@ impl Store for SqliteStore {
         {
             return Err(Error::InvalidInput("a staff message needs its author".into()));
         }
-        self.write(|tx| insert_message(tx, conversation_id, &message, MessageState::Complete))
+        self.write(|tx| insert_message(tx, conversation_id, &message, MessageState::Complete, None))
+    }
+
+    fn add_shopper_message(
+        &self,
+        conversation_id: &ConversationId,
+        client_id: &str,
+        text: &str,
+    ) -> Result<ReceivedMessage> {
+        required("client id", client_id)?;
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND client_id = ?2"
+        );
+        self.write(|tx| {
+            // Looking and inserting in one write transaction: no other write
+            // can come between them, from this process or another. The
+            // unique index is the backstop.
+            let earlier = tx
+                .query_row(&sql, params![conversation_id.as_str(), client_id], message_from)
+                .optional()?;
+            if let Some(message) = earlier {
+                return Ok(ReceivedMessage { message, duplicate: true });
+            }
+            let new = NewMessage::shopper(text);
+            let message =
+                insert_message(tx, conversation_id, &new, MessageState::Complete, Some(client_id))?;
+            Ok(ReceivedMessage { message, duplicate: false })
+        })
     }
 
     fn start_answer(&self, conversation_id: &ConversationId) -> Result<StoredMessage> {
         let empty = NewMessage { role: Role::Assistant, text: String::new(), author: None };
-        self.write(|tx| insert_message(tx, conversation_id, &empty, MessageState::Streaming))
+        self.write(|tx| insert_message(tx, conversation_id, &empty, MessageState::Streaming, None))
+    }
+
+    fn save_answer_progress(&self, message_id: MessageId, text: &str) -> Result<()> {
+        self.write(|tx| {
+            // Only while streaming: after that the text is final, or was
+            // kept as what the shopper saw when the answer was closed as
+            // interrupted. Not `touch`: the answer's start and end mark the
+            // conversation active, and the staff list should not reshuffle
+            // every second while an answer streams.
+            let changed = tx.execute(
+                "UPDATE messages SET text = ?2 \
+                 WHERE id = ?1 AND role = 'assistant' AND state = 'streaming' \
+                 AND finished_at IS NULL",
+                params![message_id.0, text],
+            )?;
+            if changed == 0 {
+                return Err(Error::not_found("streaming answer", message_id));
+            }
+            Ok(())
+        })
     }
 
     fn finish_answer(&self, message_id: MessageId, answer: AnswerRecord) -> Result<()> {
@@ -698,6 +750,22 @@ impl Store for SqliteStore {
         self.read(|tx| {
             ensure_exists(tx, conversation_id)?;
             messages_of(tx, conversation_id, after_seq)
+        })
+    }
+
+    fn answer_by_seq(
+        &self,
+        conversation_id: &ConversationId,
+        seq: u32,
+    ) -> Result<Option<StoredMessage>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE conversation_id = ?1 AND seq = ?2 AND role = 'assistant'"
+        );
+        self.read(|tx| {
+            Ok(tx
+                .query_row(&sql, params![conversation_id.as_str(), seq], message_from)
+                .optional()?)
         })
     }
 

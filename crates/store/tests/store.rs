@@ -191,7 +191,8 @@ fn an_answer_cut_off_by_a_killed_process_comes_back_partial() {
         let store = SqliteStore::open(Path::new(&path)).unwrap();
         let c = start(&store, "killed");
         store.add_message(&c, NewMessage::shopper("Is the blue scarf in stock?")).unwrap();
-        store.start_answer(&c).unwrap();
+        let answer = store.start_answer(&c).unwrap();
+        store.save_answer_progress(answer.id, "Yes, the blue scarf").unwrap();
         std::process::abort();
     }
     let dir = tempfile::tempdir().unwrap();
@@ -213,11 +214,145 @@ fn an_answer_cut_off_by_a_killed_process_comes_back_partial() {
         (Role::Shopper, "Is the blue scarf in stock?")
     );
     assert_eq!(answer.state, MessageState::Partial);
+    assert_eq!(answer.text, "Yes, the blue scarf", "the progress saved before the kill");
     assert_eq!(answer.answer.as_ref().map(|a| a.outcome), Some(Outcome::Error));
     assert_eq!(answer.finished_at, None);
     // Staff find such answers among the errors.
     let errors = ConversationFilter { outcome: Some(Outcome::Error), ..Default::default() };
     assert_eq!(ids(&store, errors), ["killed"]);
+}
+
+#[test]
+fn a_resent_shopper_message_is_stored_once() {
+    let (_dir, store) = open();
+    let c = start(&store, "c1");
+    let first = store.add_shopper_message(&c, "msg-1", "Where is my parcel?").unwrap();
+    assert!(!first.duplicate);
+    let message = &first.message;
+    assert_eq!(
+        (message.seq, message.role, message.state),
+        (1, Role::Shopper, MessageState::Complete)
+    );
+    assert_eq!(message.client_id.as_deref(), Some("msg-1"));
+    let answer = store.start_answer(&c).unwrap();
+
+    // The browser lost its connection and sends the message again.
+    let again = store.add_shopper_message(&c, "msg-1", "Where is my parcel?").unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message);
+    // The resent message took no seq.
+    let next = store.add_shopper_message(&c, "msg-2", "Hello?").unwrap();
+    assert_eq!((next.message.seq, next.duplicate), (3, false));
+
+    let messages = store.messages_after(&c, 0).unwrap();
+    let seqs: Vec<u32> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let with_id = |id: &str| messages.iter().filter(|m| m.client_id.as_deref() == Some(id)).count();
+    assert_eq!((with_id("msg-1"), with_id("msg-2")), (1, 1));
+    assert_eq!(messages[1].id, answer.id);
+
+    // JSON has the client id only where there is one.
+    let json = serde_json::to_value(&messages).unwrap();
+    assert_eq!(json[0]["client_id"], "msg-1");
+    assert!(json[1].get("client_id").is_none(), "{json}");
+
+    let err = store.add_shopper_message(&"nope".into(), "msg-1", "hi").unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let err = store.add_shopper_message(&c, " ", "hi").unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+}
+
+#[test]
+fn client_ids_are_told_apart_per_conversation() {
+    let (_dir, store) = open();
+    let a = start(&store, "a");
+    let b = start(&store, "b");
+    let in_a = store.add_shopper_message(&a, "msg-1", "Hi from a").unwrap();
+    let in_b = store.add_shopper_message(&b, "msg-1", "Hi from b").unwrap();
+    assert!(!in_a.duplicate && !in_b.duplicate);
+    assert_ne!(in_a.message.id, in_b.message.id);
+    assert_eq!(store.messages_after(&a, 0).unwrap()[0].text, "Hi from a");
+    assert_eq!(store.messages_after(&b, 0).unwrap()[0].text, "Hi from b");
+}
+
+#[test]
+fn saved_progress_survives_reopening_as_a_partial_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shopchat.db");
+    let (c, started) = {
+        let store = SqliteStore::open(&path).unwrap();
+        let c = start(&store, "c1");
+        store.add_shopper_message(&c, "msg-1", "Can I return shoes?").unwrap();
+        let started = store.start_answer(&c).unwrap();
+        store.save_answer_progress(started.id, "Yes, within").unwrap();
+        store.save_answer_progress(started.id, "Yes, within 30 days of").unwrap();
+        let streaming = store.answer_by_seq(&c, started.seq).unwrap().expect("the answer");
+        assert_eq!(
+            (streaming.state, streaming.text.as_str()),
+            (MessageState::Streaming, "Yes, within 30 days of")
+        );
+        (c, started)
+    };
+
+    let store = SqliteStore::open(&path).unwrap();
+    let answer = store.answer_by_seq(&c, started.seq).unwrap().expect("the answer");
+    assert_eq!(answer.id, started.id);
+    assert_eq!(answer.state, MessageState::Partial);
+    assert_eq!(answer.text, "Yes, within 30 days of");
+    assert_eq!(answer.answer.as_ref().map(|a| a.outcome), Some(Outcome::Error));
+    assert_eq!(answer.finished_at, None);
+    // The saved text is searchable like any other.
+    let search = ConversationFilter { text: Some("days".into()), ..Default::default() };
+    assert_eq!(ids(&store, search), ["c1"]);
+    // Closed answers take no more progress.
+    let err = store.save_answer_progress(started.id, "Yes, within 30 days of delivery.");
+    assert!(matches!(err, Err(Error::NotFound { .. })), "{err:?}");
+}
+
+#[test]
+fn progress_is_saved_only_while_the_answer_streams() {
+    let (_dir, store) = open();
+    let c = start(&store, "c1");
+    let question = store.add_message(&c, NewMessage::shopper("Do you ship abroad?")).unwrap();
+    let started = store.start_answer(&c).unwrap();
+    store.save_answer_progress(started.id, "We ship to").unwrap();
+    store.finish_answer(started.id, answered("We ship to the EU.", Outcome::Answered)).unwrap();
+
+    let err = store.save_answer_progress(started.id, "We ship to").unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }) && err.is_user_error(), "{err}");
+    let answer = store.answer_by_seq(&c, started.seq).unwrap().unwrap();
+    assert_eq!(
+        (answer.state, answer.text.as_str()),
+        (MessageState::Complete, "We ship to the EU.")
+    );
+
+    for id in [question.id, shopchat_store::MessageId(999)] {
+        let err = store.save_answer_progress(id, "x");
+        assert!(matches!(err, Err(Error::NotFound { .. })), "{id}: {err:?}");
+    }
+    assert_eq!(store.messages_after(&c, 0).unwrap()[0].text, "Do you ship abroad?");
+}
+
+#[test]
+fn answer_by_seq_finds_answers_only() {
+    let (_dir, store) = open();
+    let c = start(&store, "c1");
+    let answer_id =
+        exchange(&store, &c, "Where is my order?", answered("Shipped.", Outcome::Answered));
+    store.add_message(&c, NewMessage::staff("Mei", "It arrives Friday.")).unwrap();
+    let other = start(&store, "c2");
+
+    let found = store.answer_by_seq(&c, 2).unwrap().expect("seq 2 is the answer");
+    assert_eq!(
+        (found.id, found.role, found.text.as_str()),
+        (answer_id, Role::Assistant, "Shipped.")
+    );
+    assert_eq!(store.answer_by_seq(&c, 1).unwrap(), None, "the shopper's question");
+    assert_eq!(store.answer_by_seq(&c, 3).unwrap(), None, "a staff reply");
+    assert_eq!(store.answer_by_seq(&c, 4).unwrap(), None, "no such seq");
+    assert_eq!(store.answer_by_seq(&c, 0).unwrap(), None);
+    assert_eq!(store.answer_by_seq(&other, 2).unwrap(), None, "another conversation");
+    assert_eq!(store.answer_by_seq(&"nope".into(), 2).unwrap(), None);
 }
 
 #[test]
