@@ -197,9 +197,13 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
         if labelled.is_empty() {
             continue;
         }
-        let rule = config.rule(lang, hybrid);
+        // The embedder may not cover every language (MiniLM is English
+        // only): the rule follows whether this language's hits had vectors.
+        let lang_hybrid = labelled.iter().any(|(signals, _)| signals.cosine.is_some());
+        let rule = config.rule(lang, lang_hybrid);
         let mut entry = serde_json::json!({
             "rule": rule,
+            "mode": if lang_hybrid { "hybrid" } else { "bm25" },
             "shipped": counts_json(&GateCounts::of(&rule, &labelled)),
         });
         if args.calibrate {

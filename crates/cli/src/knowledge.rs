@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use shopchat_core::{Language, TextEmbedder};
-use shopchat_inference::{ModelRegistry, SentenceEmbedder};
+use shopchat_inference::ModelRegistry;
 use shopchat_retrieval::{
     build_index, BuildProgress, Hit, IndexHandle, KnowledgeBase, SearchQuery,
 };
@@ -53,21 +53,10 @@ pub struct SearchArgs {
 }
 
 /// The sentence embedder, or `None` with a warning when it is not installed:
-/// retrieval then runs on BM25 alone.
+/// retrieval then runs on BM25 alone. The same loader as the server's.
 pub fn load_embedder(registry: &ModelRegistry) -> Result<Option<Arc<dyn TextEmbedder>>> {
-    let dir = match registry.resolve_dir(EMBEDDING_MODEL) {
-        Ok(dir) => dir,
-        Err(error) => {
-            eprintln!("warning: {error}; searching with BM25 only");
-            return Ok(None);
-        }
-    };
-    let entry = registry.entry(EMBEDDING_MODEL)?;
-    let weights_sha = entry.files.first().map(|f| &f.sha256[..12]).unwrap_or("unknown");
-    let model_id = format!("{EMBEDDING_MODEL}@{weights_sha}");
-    let embedder = SentenceEmbedder::load(&dir, &model_id)
-        .with_context(|| format!("loading the embedding model from {}", dir.display()))?;
-    Ok(Some(Arc::new(embedder)))
+    Ok(shopchat_pipeline::load_embedder(registry, EMBEDDING_MODEL)
+        .with_context(|| format!("loading the embedding model {EMBEDDING_MODEL}"))?)
 }
 
 pub fn index(registry: &ModelRegistry, args: IndexArgs) -> Result<()> {

@@ -6,6 +6,7 @@
 mod bench_search;
 mod eval;
 mod knowledge;
+mod serve;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the chat server on the shop (default: the demo shop in faq/).
+    Serve(serve::ServeArgs),
+    /// Staff accounts for the console and the staff API.
+    #[command(subcommand)]
+    Staff(serve::StaffCommand),
     /// List or install models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -140,14 +146,17 @@ struct BenchArgs {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // The server reports what it does; the other commands only warnings.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SHOPCHAT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(error) = run(Cli::parse()) {
+    if let Err(error) = run(cli) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
@@ -170,6 +179,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Serve(args) => serve::serve(cli.models_dir, args),
+        Command::Staff(command) => serve::staff(command),
         Command::Generate(args) => generate(&registry, args),
         Command::Tokenize(args) => tokenize(&registry, args),
         Command::Bench(args) => bench_model(&registry, args),

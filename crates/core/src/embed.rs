@@ -13,6 +13,14 @@ pub trait TextEmbedder: Send + Sync {
     /// Names the model and its version; stored with an index so that
     /// vectors from another model are never compared with these.
     fn model_id(&self) -> &str;
+    /// Whether the vectors mean anything for text in `lang`. An
+    /// English-only model maps Chinese text to noise, which would drown a
+    /// good keyword match in the fused ranking; such queries search by
+    /// keywords alone.
+    fn supports(&self, lang: crate::Language) -> bool {
+        let _ = lang;
+        true
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -104,6 +104,9 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
         timings: Timings,
+        /// What the widget should offer next, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<AnswerAction>,
     },
     /// A person from the shop wrote entry `seq`.
     StaffMessage {
@@ -150,6 +153,17 @@ impl ServerFrame {
 pub enum Rating {
     Up,
     Down,
+}
+
+/// Something the widget should offer with an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AnswerAction {
+    /// Show the order form (order number and e-mail address), which sends
+    /// `verify_order`.
+    VerifyOrder,
+    /// The order can be returned: offer a button that sends `start_return`.
+    StartReturn { order_number: String },
 }
 
 /// How an answer ended, as the shopper's client needs to know it.
@@ -422,12 +436,14 @@ mod tests {
                 outcome: AnswerOutcome::Answered,
                 text: None,
                 timings,
+                action: None,
             },
             ServerFrame::AnswerEnd {
                 seq: 8,
                 outcome: AnswerOutcome::Replaced,
                 text: Some("passage".to_owned()),
                 timings: Timings { ttft_ms: None, total_ms: 3.0, tokens: 0, tokens_per_s: 0.0 },
+                action: Some(AnswerAction::StartReturn { order_number: "NW-100231".into() }),
             },
             ServerFrame::StaffMessage { seq: 9, author: "Sam".to_owned(), text: "Hi!".to_owned() },
             ServerFrame::Queued { position: 2 },
@@ -483,6 +499,7 @@ mod tests {
                 outcome: AnswerOutcome::Refused,
                 text: None,
                 timings: Timings { ttft_ms: None, total_ms: 12.5, tokens: 0, tokens_per_s: 0.0 },
+                action: None,
             },
             r#"{"type":"answer_end","seq":3,"outcome":"refused","timings":{"ttft_ms":null,"total_ms":12.5,"tokens":0,"tokens_per_s":0.0}}"#,
         );

@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use shopchat_core::{EmbedError, TextEmbedder};
+use shopchat_core::{EmbedError, Language, TextEmbedder};
 use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
 
 use crate::error::{Error, Result};
@@ -27,6 +27,8 @@ pub struct SentenceEmbedder {
     dimension: usize,
     model_id: String,
     device: Device,
+    /// `None`: any language.
+    languages: Option<Vec<Language>>,
 }
 
 impl SentenceEmbedder {
@@ -66,7 +68,15 @@ impl SentenceEmbedder {
             dimension: config.hidden_size,
             model_id: model_id.to_owned(),
             device,
+            languages: None,
         })
+    }
+
+    /// Limits the embedder to these languages (from the model manifest);
+    /// searches in others use keywords alone.
+    pub fn with_languages(mut self, languages: Vec<Language>) -> Self {
+        self.languages = Some(languages);
+        self
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
@@ -105,6 +115,10 @@ impl TextEmbedder for SentenceEmbedder {
 
     fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    fn supports(&self, lang: Language) -> bool {
+        self.languages.as_ref().is_none_or(|languages| languages.contains(&lang))
     }
 
     fn model_id(&self) -> &str {

@@ -42,6 +42,10 @@ pub struct ModelEntry {
     pub kind: ModelKind,
     pub description: String,
     pub license: String,
+    /// Languages the model handles well (tags such as `en`); empty when
+    /// the manifest does not say.
+    #[serde(default)]
+    pub languages: Vec<String>,
     pub files: Vec<ModelFile>,
 }
 

@@ -402,7 +402,7 @@ impl Generation {
     /// Public passages of `lang` by cosine similarity to the query, best
     /// first; empty when not hybrid.
     fn cosine_ranking(&self, lang: Language, text: &str) -> Vec<(f32, DocAddress)> {
-        let Some(vectors) = &self.vectors else {
+        let Some(vectors) = self.vectors.as_ref().filter(|v| v.embedder.supports(lang)) else {
             return Vec::new();
         };
         let query = match vectors.embedder.embed(&[text]) {

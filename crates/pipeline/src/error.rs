@@ -1,0 +1,52 @@
+//! The pipeline's errors: the shop's files or the installed models (user
+//! errors, fixed by a command or an edit) apart from internal failures.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Retrieval(#[from] shopchat_retrieval::Error),
+
+    #[error(transparent)]
+    Inference(#[from] shopchat_inference::Error),
+
+    #[error("{path}: {source}")]
+    Shop {
+        path: String,
+        #[source]
+        source: shopchat_core::shop::ShopError,
+    },
+
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
+
+    /// The model's queue is full; `queued` answers are waiting.
+    #[error("the model is busy: {queued} answers are waiting")]
+    Busy { queued: usize },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True for errors fixed by editing the shop's files or installing a
+    /// model, rather than bugs or a failing machine.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Error::Retrieval(e) => e.is_user_error(),
+            Error::Inference(e) => e.is_user_error(),
+            Error::Shop { .. } | Error::Config { .. } => true,
+            Error::Busy { .. } | Error::Io { .. } => false,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}

@@ -1,0 +1,311 @@
+//! Loading an [`Assistant`]: the shop's files, the index (built on first
+//! start), the models and the prompt.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use shopchat_core::check::AllowedFacts;
+use shopchat_core::intent::IntentConfig;
+use shopchat_core::prompt::PromptTemplate;
+use shopchat_core::shop::{Date, OrderData, ShopProfile};
+use shopchat_core::{Language, TextEmbedder};
+use shopchat_inference::{
+    spawn_worker, GenerationRequest, LanguageModel, LoadConfig, ModelRegistry, Prompt,
+    SamplingConfig, SentenceEmbedder, WorkerConfig,
+};
+use shopchat_retrieval::{build_index, GateConfig, IndexHandle, KnowledgeBase};
+
+use crate::assistant::{Assistant, ChatModel, ShopData};
+use crate::texts::Texts;
+use crate::{AnswerSettings, Error, Result};
+
+/// Where everything is and which models answer.
+#[derive(Debug, Clone)]
+pub struct AssistantConfig {
+    /// The shop's files: `shop.toml`, `faq/`, `policies/`, `orders.json`.
+    pub faq_dir: PathBuf,
+    /// Where the index lives (built here on first start).
+    pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
+    /// A model name from the manifest (`smollm2-135m`, `smollm2-135m:q8_0`)
+    /// or a `.gguf` path. A bare name prefers its installed Q8_0 copy.
+    pub chat_model: String,
+    /// A model for the languages the chat model cannot write (Chinese),
+    /// used only when installed.
+    pub extra_model: Option<String>,
+    /// The sentence embedder for hybrid search, used only when installed.
+    pub embedding_model: Option<String>,
+    /// A prompt template file; `None` is `prompts/default.toml`, built in.
+    pub prompt_file: Option<PathBuf>,
+    /// The secret of signed identities; `None` accepts none.
+    pub identity_secret: Option<String>,
+    pub worker: WorkerConfig,
+    pub answer: AnswerSettings,
+    /// Longest conversation the model sees, in tokens.
+    pub max_context: usize,
+}
+
+impl AssistantConfig {
+    /// The defaults: the demo shop in `faq/`, data in `data/`, models in
+    /// `models/`, SmolLM2 for English and Qwen for Chinese when installed.
+    pub fn standard() -> Self {
+        Self {
+            faq_dir: "faq".into(),
+            data_dir: "data".into(),
+            models_dir: "models".into(),
+            chat_model: "smollm2-135m".into(),
+            extra_model: Some("qwen2.5-coder-0.5b".into()),
+            embedding_model: Some("minilm-l6".into()),
+            prompt_file: None,
+            identity_secret: None,
+            worker: WorkerConfig::standard(),
+            answer: AnswerSettings::default(),
+            max_context: 2048,
+        }
+    }
+}
+
+/// What happened to the index at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexStatus {
+    Opened {
+        generation: u64,
+    },
+    /// There was none: it was built from the shop's files.
+    Built {
+        generation: u64,
+        passages: usize,
+    },
+}
+
+impl Assistant {
+    /// Loads everything; the slow part is the models. Blocking.
+    pub fn load(config: &AssistantConfig) -> Result<(Assistant, IndexStatus)> {
+        let shop = load_shop(&config.faq_dir)?;
+        let prompt = match &config.prompt_file {
+            Some(path) => load_prompt(path)?,
+            None => PromptTemplate::builtin_default().map_err(|e| Error::Config {
+                path: "prompts/default.toml".into(),
+                reason: e.to_string(),
+            })?,
+        };
+        let registry = ModelRegistry::open(&config.models_dir)?;
+        let embedder = match &config.embedding_model {
+            Some(name) => load_embedder(&registry, name)?,
+            None => None,
+        };
+
+        let status = match IndexHandle::open(&config.data_dir, embedder.clone()) {
+            Ok(index) => IndexStatus::Opened { generation: index.current().number() },
+            Err(shopchat_retrieval::Error::IndexMissing { .. }) => {
+                tracing::info!(dir = %config.data_dir.display(), "no index yet: building it");
+                let report = build_index(
+                    &shop.knowledge,
+                    &config.data_dir,
+                    embedder.as_deref(),
+                    &mut |_| {},
+                )?;
+                IndexStatus::Built { generation: report.generation, passages: report.passages }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let index = IndexHandle::open(&config.data_dir, embedder.clone())?;
+
+        let mut models = vec![load_chat_model(&registry, &config.chat_model, config)?];
+        if let Some(extra) = &config.extra_model {
+            match load_chat_model(&registry, extra, config) {
+                Ok(model) => models.push(model),
+                Err(Error::Inference(e @ shopchat_inference::Error::NotInstalled { .. })) => {
+                    tracing::info!("{e}; answering other languages from passage text");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
+        for model in &models {
+            warm_up(model, &prompt);
+        }
+
+        let assistant = Assistant {
+            data: RwLock::new(Arc::new(shop)),
+            index,
+            embedder,
+            gate: GateConfig::calibrated(),
+            prompt: Arc::new(prompt),
+            models,
+            settings: config.answer.clone(),
+            identity_secret: config.identity_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            faq_dir: config.faq_dir.clone(),
+            data_dir: config.data_dir.clone(),
+        };
+        Ok((assistant, status))
+    }
+}
+
+/// Runs the system prompt through the model once, so that the worker's
+/// cache of it is ready for the first shopper (it is the same for every
+/// question; see prompts/default.toml). Failure only costs that speed-up.
+fn warm_up(model: &ChatModel, prompt: &PromptTemplate) {
+    let messages = vec![prompt.system_message(), shopchat_core::ChatMessage::user("Hello")];
+    let request = GenerationRequest {
+        prompt: Prompt::Chat(messages),
+        sampling: SamplingConfig::greedy(1),
+        conversation: None,
+    };
+    match model.worker.submit(request) {
+        // Waited for on a thread of its own: `load` may be called from async
+        // code, where blocking on the channel directly would panic.
+        Ok(mut generation) => {
+            let waited =
+                std::thread::spawn(move || while generation.events.blocking_recv().is_some() {});
+            let _ = waited.join();
+        }
+        Err(error) => tracing::warn!(%error, model = %model.name, "warm-up failed"),
+    }
+}
+
+/// Reads a prompt template file.
+pub fn load_prompt(path: &Path) -> Result<PromptTemplate> {
+    let text = std::fs::read_to_string(path)
+        .map_err(Error::io(format!("cannot read the prompt {}", path.display())))?;
+    PromptTemplate::from_toml(&text)
+        .map_err(|e| Error::Config { path: path.display().to_string(), reason: e.to_string() })
+}
+
+/// The shop's profile, knowledge base and orders from its directory.
+pub(crate) fn load_shop(dir: &Path) -> Result<ShopData> {
+    let knowledge = KnowledgeBase::load(dir)?;
+    let profile_path = dir.join("shop.toml");
+    let profile_text = std::fs::read_to_string(&profile_path)
+        .map_err(Error::io(format!("cannot read {}", profile_path.display())))?;
+    let shop_error = |source| Error::Shop { path: profile_path.display().to_string(), source };
+    let profile = ShopProfile::from_toml(&profile_text).map_err(shop_error)?;
+    let extras = ShopExtras::parse(&profile_text)
+        .map_err(|reason| Error::Config { path: profile_path.display().to_string(), reason })?;
+
+    let orders_path = dir.join("orders.json");
+    let orders = if orders_path.exists() {
+        let text = std::fs::read_to_string(&orders_path)
+            .map_err(Error::io(format!("cannot read {}", orders_path.display())))?;
+        OrderData::from_json(&text)
+            .map_err(|source| Error::Shop { path: orders_path.display().to_string(), source })?
+    } else {
+        OrderData { customers: Vec::new(), orders: Vec::new() }
+    };
+
+    Ok(ShopData {
+        allowed: AllowedFacts::for_shop(&profile),
+        texts: Texts::for_shop(&profile),
+        intents: extras.intents,
+        data_as_of: extras.data_as_of,
+        profile,
+        knowledge,
+        orders,
+    })
+}
+
+/// Settings in `shop.toml` beyond the profile core reads.
+struct ShopExtras {
+    intents: IntentConfig,
+    data_as_of: Option<Date>,
+}
+
+impl ShopExtras {
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        let value: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let get = |table: &str, key: &str| {
+            value.get(table).and_then(|t| t.get(key)).and_then(|v| v.as_str()).map(str::to_owned)
+        };
+        // `[orders] number_pattern` (a regex) wins; otherwise `number_format`
+        // such as "NW-1xxxxx", where each x is a digit.
+        let pattern = match (get("orders", "number_pattern"), get("orders", "number_format")) {
+            (Some(pattern), _) => pattern,
+            (None, Some(format)) => format_to_pattern(&format),
+            (None, None) => GENERIC_ORDER_NUMBER.to_owned(),
+        };
+        let intents = IntentConfig::new(&pattern).map_err(|e| e.to_string())?;
+        let data_as_of = match get("shop", "data_as_of") {
+            Some(date) => {
+                Some(date.parse::<Date>().map_err(|e| format!("[shop] data_as_of `{date}`: {e}"))?)
+            }
+            None => None,
+        };
+        Ok(Self { intents, data_as_of })
+    }
+}
+
+/// Order numbers of a shop that does not describe its own: letters, a dash,
+/// digits.
+const GENERIC_ORDER_NUMBER: &str = r"[A-Z]{1,4}-\d{4,10}";
+
+fn format_to_pattern(format: &str) -> String {
+    format
+        .chars()
+        .map(|c| match c {
+            'x' | 'X' => r"\d".to_owned(),
+            c => regex_escape(c),
+        })
+        .collect()
+}
+
+fn regex_escape(c: char) -> String {
+    if r"\.+*?()|[]{}^$#&-~".contains(c) {
+        format!("\\{c}")
+    } else {
+        c.to_string()
+    }
+}
+
+/// The sentence embedder `name`, or `None` (with a warning) when it is not
+/// installed: retrieval then runs on BM25 alone.
+pub fn load_embedder(
+    registry: &ModelRegistry,
+    name: &str,
+) -> Result<Option<Arc<dyn TextEmbedder>>> {
+    let dir = match registry.resolve_dir(name) {
+        Ok(dir) => dir,
+        Err(error) => {
+            tracing::warn!("{error}; searching with BM25 only");
+            return Ok(None);
+        }
+    };
+    let entry = registry.entry(name)?;
+    let weights_sha = entry.files.first().map(|f| &f.sha256[..12]).unwrap_or("unknown");
+    let mut embedder = SentenceEmbedder::load(&dir, &format!("{name}@{weights_sha}"))?;
+    if !entry.languages.is_empty() {
+        let languages = entry.languages.iter().filter_map(|tag| Language::from_tag(tag)).collect();
+        embedder = embedder.with_languages(languages);
+    }
+    Ok(Some(Arc::new(embedder)))
+}
+
+fn load_chat_model(
+    registry: &ModelRegistry,
+    spec: &str,
+    config: &AssistantConfig,
+) -> Result<ChatModel> {
+    // A bare name prefers its re-quantized Q8_0 copy: same model, several
+    // times faster on CPU (docs/performance.md).
+    let bare = !spec.contains(':') && !spec.ends_with(".gguf");
+    let preferred = bare.then(|| format!("{spec}:q8_0")).and_then(|preferred| {
+        registry.resolve_chat_model(&preferred).ok().map(|path| (preferred, path))
+    });
+    let (name, path) = match preferred {
+        Some(found) => found,
+        None => (spec.to_owned(), registry.resolve_chat_model(spec)?),
+    };
+    let model = LanguageModel::load(&path, &LoadConfig { max_context: Some(config.max_context) })?;
+    let languages = model_languages(&model.config().architecture);
+    tracing::info!(model = %name, path = %path.display(), ?languages, "chat model loaded");
+    let worker = spawn_worker(Arc::new(model), config.worker.clone())?;
+    Ok(ChatModel { name, worker, languages })
+}
+
+/// The languages a model family writes well enough to answer shoppers in.
+/// SmolLM2 (llama) was trained on English only; Qwen2 is multilingual.
+fn model_languages(architecture: &str) -> Vec<Language> {
+    match architecture {
+        "qwen2" => vec![Language::En, Language::Zh],
+        _ => vec![Language::En],
+    }
+}

@@ -1,0 +1,195 @@
+//! [`AnswerStream`]: a generated answer as it arrives, checked when it ends.
+
+use std::sync::Arc;
+
+use shopchat_core::check::{check_answer, AllowedFacts};
+use shopchat_core::prompt::{cited_passages, PromptTemplate};
+use shopchat_core::protocol::{AnswerOutcome, Source};
+use shopchat_core::Language;
+use shopchat_inference::{FinishReason, Generation, GenerationEvent, GenerationStats, Stopper};
+use shopchat_retrieval::{GateDecision, Passage};
+
+use crate::assistant::{passage_source, refusal_reply, Reply};
+use crate::texts::Texts;
+
+pub(crate) struct StreamSetup {
+    pub generation: Generation,
+    pub passages: Vec<Passage>,
+    pub lang: Language,
+    pub gate: GateDecision,
+    pub model: String,
+    pub prompt: Arc<PromptTemplate>,
+    pub allowed: AllowedFacts,
+    pub texts: Texts,
+    pub refusals_in_a_row: u32,
+    pub handoff_after_refusals: u32,
+}
+
+/// One answer being generated. Read it with [`AnswerStream::next`] until
+/// [`StreamEvent::Done`]; stop it with [`AnswerStream::stop`] (or a
+/// [`Stopper`]) and keep reading: the end still comes, with what was written
+/// so far checked like a finished answer.
+pub struct AnswerStream {
+    setup: StreamSetup,
+    sources: Vec<Source>,
+    text: String,
+    done: bool,
+}
+
+/// What the stream has next.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// The model took the request: it waited this long for its turn.
+    Started {
+        prompt_tokens: usize,
+        reused_tokens: usize,
+    },
+    /// More text, whole characters.
+    Delta(String),
+    Done(Finished),
+}
+
+/// How a generated answer ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The final answer: `text` is what the shopper should see, which is the
+    /// streamed text unless the outcome is `Replaced`, `Refused` or `Error`.
+    pub reply: Reply,
+    /// The text as the model wrote it.
+    pub generated: String,
+    /// Cut short by a stop (the button, a disconnect) rather than finished.
+    pub stopped: bool,
+    pub stats: Option<GenerationStats>,
+}
+
+impl AnswerStream {
+    pub(crate) fn new(setup: StreamSetup) -> Self {
+        let sources = setup.passages.iter().map(passage_source).collect();
+        Self { setup, sources, text: String::new(), done: false }
+    }
+
+    /// The passages in the prompt, numbered from 1 as the answer cites them.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Answers ahead of this one when it was queued.
+    pub fn queue_position(&self) -> usize {
+        self.setup.generation.queue_position
+    }
+
+    pub fn model(&self) -> &str {
+        &self.setup.model
+    }
+
+    /// The text generated so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn stop(&self) {
+        self.setup.generation.stop();
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        self.setup.generation.stopper()
+    }
+
+    /// The next event; after `Done`, `None`.
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        if self.done {
+            return None;
+        }
+        let event = self.setup.generation.events.recv().await;
+        let finished = match event {
+            Some(GenerationEvent::Started { prompt_tokens, reused_tokens, .. }) => {
+                return Some(StreamEvent::Started { prompt_tokens, reused_tokens });
+            }
+            Some(GenerationEvent::Text(delta)) => {
+                self.text.push_str(&delta);
+                return Some(StreamEvent::Delta(delta));
+            }
+            Some(GenerationEvent::Finished(stats)) => {
+                let stopped = stats.finish_reason == FinishReason::Cancelled;
+                self.finish(Some(stats), stopped)
+            }
+            Some(GenerationEvent::Failed { message, .. }) => {
+                tracing::error!(%message, "generation failed");
+                self.failed()
+            }
+            // The worker went away without a word: as good as failed.
+            None => self.failed(),
+        };
+        self.done = true;
+        Some(StreamEvent::Done(finished))
+    }
+
+    fn failed(&self) -> Finished {
+        let setup = &self.setup;
+        let mut reply = self.reply(setup.texts.generation_failed(setup.lang), AnswerOutcome::Error);
+        reply.sources.clear();
+        Finished { reply, generated: self.text.clone(), stopped: false, stats: None }
+    }
+
+    /// Checks the finished (or stopped) text against the passages.
+    fn finish(&self, stats: Option<GenerationStats>, stopped: bool) -> Finished {
+        let setup = &self.setup;
+        let generated = self.text.trim().to_owned();
+        let finished = |reply| Finished { reply, generated: self.text.clone(), stopped, stats };
+
+        if generated.is_empty() && stopped {
+            // Stopped before a word: nothing to check or show.
+            return finished(self.reply(String::new(), AnswerOutcome::Answered));
+        }
+        if generated.is_empty() || setup.prompt.is_no_answer(&generated) {
+            let mut reply = refusal_reply(
+                &setup.texts,
+                &setup.prompt,
+                setup.lang,
+                setup.refusals_in_a_row,
+                setup.handoff_after_refusals,
+            );
+            reply.gate = Some(setup.gate);
+            reply.model = Some(setup.model.clone());
+            reply.prompt_version = Some(setup.prompt.id());
+            return finished(reply);
+        }
+
+        let texts: Vec<&str> = setup.passages.iter().map(|p| p.text.as_str()).collect();
+        let check = check_answer(&generated, &texts, &setup.allowed);
+        let cited = cited_passages(&generated, setup.passages.len());
+        if check.passed {
+            let mut reply = self.reply(generated.clone(), AnswerOutcome::Answered);
+            if !cited.is_empty() {
+                reply.sources = cited.iter().map(|&n| self.sources[n - 1].clone()).collect();
+            }
+            reply.check = Some(check);
+            return finished(reply);
+        }
+
+        // Never leave an unsupported statement standing: show the passage the
+        // answer leaned on (the first it cited, else the best hit) as it is.
+        let best = cited.first().map_or(0, |&n| n - 1);
+        let passage = &setup.passages[best];
+        tracing::info!(reason = ?check.reason(), passage = %passage.id, "answer replaced");
+        let mut reply = self.reply(passage.text.clone(), AnswerOutcome::Replaced);
+        reply.sources = vec![self.sources[best].clone()];
+        reply.check = Some(check);
+        finished(reply)
+    }
+
+    fn reply(&self, text: String, outcome: AnswerOutcome) -> Reply {
+        let setup = &self.setup;
+        Reply {
+            text,
+            outcome,
+            lang: setup.lang,
+            sources: self.sources.clone(),
+            gate: Some(setup.gate),
+            check: None,
+            model: Some(setup.model.clone()),
+            prompt_version: Some(setup.prompt.id()),
+            effect: None,
+        }
+    }
+}

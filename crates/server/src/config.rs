@@ -1,0 +1,218 @@
+//! The server's settings: built-in defaults, then `shopchat.toml`, then
+//! environment and flags (the last two applied by the `shopchat` binary).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use shopchat_core::protocol::FrameLimits;
+use shopchat_pipeline::AssistantConfig;
+
+/// Everything the server needs; every field has a default that works on the
+/// demo shop.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub assistant: AssistantConfig,
+    /// The SQLite file, created on first start.
+    pub database: PathBuf,
+    /// Web pages allowed to open the chat websocket besides the server's own
+    /// origin (`https://shop.example`). Requests without an `Origin` header
+    /// come from programs, not pages, and are allowed.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+    /// How long a staff login lasts.
+    pub staff_session: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(assistant: AssistantConfig, database: PathBuf) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            assistant,
+            database,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            staff_session: Duration::from_secs(12 * 3600),
+        }
+    }
+
+    /// The defaults: the demo shop, `data/`, `models/`, port 8080.
+    pub fn standard() -> Self {
+        let assistant = AssistantConfig::standard();
+        let database = assistant.data_dir.join("shopchat.db");
+        Self::new(assistant, database)
+    }
+}
+
+/// Limits on what one client may do; see "Limits" in docs/protocol.md.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub frame: FrameLimits,
+    pub messages_per_minute: u32,
+    /// Failed order verifications allowed per `verify_window`, per
+    /// connection and per client address.
+    pub verify_failures: u32,
+    pub verify_window: Duration,
+    /// Frames waiting for a slow client before it is closed (1013).
+    pub outbox_frames: usize,
+    pub ping_interval: Duration,
+    /// Silence after which a connection is closed (1001).
+    pub idle_timeout: Duration,
+    pub max_ws_message_bytes: usize,
+    /// Failed staff logins allowed per client address per `verify_window`.
+    pub login_failures: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            frame: FrameLimits::DEFAULT,
+            messages_per_minute: 20,
+            verify_failures: 5,
+            verify_window: Duration::from_secs(15 * 60),
+            outbox_frames: 256,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_ws_message_bytes: 1 << 20,
+            login_failures: 10,
+        }
+    }
+}
+
+/// `shopchat.toml`. Every key is optional; unknown keys are errors, so a
+/// typo does not silently keep a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub shop: ShopSection,
+    #[serde(default)]
+    pub models: ModelsSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<PathBuf>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub staff_session_hours: Option<u64>,
+    /// The secret of signed identities (HMAC-SHA256). Prefer the
+    /// `SHOPCHAT_IDENTITY_SECRET` environment variable to keep it out of files.
+    pub identity_secret: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopSection {
+    pub dir: Option<PathBuf>,
+    pub prompt: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSection {
+    pub dir: Option<PathBuf>,
+    pub chat: Option<String>,
+    /// A second model for languages the first cannot write; `""` for none.
+    pub extra: Option<String>,
+    pub embedding: Option<String>,
+    pub max_tokens: Option<usize>,
+    pub queue: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_message_chars: Option<usize>,
+    pub messages_per_minute: Option<u32>,
+    pub verify_failures: Option<u32>,
+    pub verify_window_minutes: Option<u64>,
+    pub outbox_frames: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let error = |reason: String| ConfigError { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| error(e.to_string()))
+    }
+
+    /// Applies the file's settings over `config`.
+    pub fn apply(self, config: &mut ServerConfig) {
+        let ConfigFile { server, shop, models, limits } = self;
+        if let Some(addr) = server.addr {
+            config.addr = addr;
+        }
+        if let Some(dir) = server.data_dir {
+            config.database = dir.join("shopchat.db");
+            config.assistant.data_dir = dir;
+        }
+        if let Some(database) = server.database {
+            config.database = database;
+        }
+        if let Some(origins) = server.allowed_origins {
+            config.allowed_origins = origins;
+        }
+        if let Some(hours) = server.staff_session_hours {
+            config.staff_session = Duration::from_secs(hours * 3600);
+        }
+        if server.identity_secret.is_some() {
+            config.assistant.identity_secret = server.identity_secret;
+        }
+        if let Some(dir) = shop.dir {
+            config.assistant.faq_dir = dir;
+        }
+        if shop.prompt.is_some() {
+            config.assistant.prompt_file = shop.prompt;
+        }
+        if let Some(dir) = models.dir {
+            config.assistant.models_dir = dir;
+        }
+        if let Some(chat) = models.chat {
+            config.assistant.chat_model = chat;
+        }
+        if let Some(extra) = models.extra {
+            config.assistant.extra_model = Some(extra).filter(|name| !name.is_empty());
+        }
+        if let Some(embedding) = models.embedding {
+            config.assistant.embedding_model = Some(embedding).filter(|name| !name.is_empty());
+        }
+        if let Some(max_tokens) = models.max_tokens {
+            config.assistant.answer.max_tokens = max_tokens;
+        }
+        if let Some(queue) = models.queue {
+            config.assistant.worker.queue_capacity = queue;
+        }
+        let target = &mut config.limits;
+        if let Some(chars) = limits.max_message_chars {
+            target.frame.max_message_chars = chars;
+        }
+        if let Some(n) = limits.messages_per_minute {
+            target.messages_per_minute = n;
+        }
+        if let Some(n) = limits.verify_failures {
+            target.verify_failures = n;
+        }
+        if let Some(minutes) = limits.verify_window_minutes {
+            target.verify_window = Duration::from_secs(minutes * 60);
+        }
+        if let Some(frames) = limits.outbox_frames {
+            target.outbox_frames = frames;
+        }
+    }
+}
