@@ -24,6 +24,10 @@ pub enum EvalCommand {
     Gate(GateArgs),
     /// Routes customer-support utterances (Bitext) to the demo FAQ topics.
     Routing(RoutingArgs),
+    /// Runs test conversations (YAML suites); fails when an assertion fails.
+    Run(crate::suite::RunArgs),
+    /// Prints a reviewed conversation as a test case for a suite.
+    FromTranscript(crate::suite::FromTranscriptArgs),
 }
 
 #[derive(Args)]
@@ -75,6 +79,8 @@ pub fn run(registry: &ModelRegistry, command: EvalCommand) -> Result<()> {
         EvalCommand::Retrieval(args) => retrieval(registry, args),
         EvalCommand::Gate(args) => gate(registry, args),
         EvalCommand::Routing(args) => routing(registry, args),
+        EvalCommand::Run(args) => crate::suite::run(registry.dir(), args),
+        EvalCommand::FromTranscript(args) => crate::suite::from_transcript(args),
     }
 }
 

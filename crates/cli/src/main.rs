@@ -5,8 +5,10 @@
 
 mod bench_search;
 mod eval;
+mod harness;
 mod knowledge;
 mod serve;
+mod suite;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -40,6 +42,12 @@ struct Cli {
 enum Command {
     /// Run the chat server on the shop (default: the demo shop in faq/).
     Serve(serve::ServeArgs),
+    /// One answer through the full pipeline, with its passages, gate, check and timings.
+    Ask(harness::AskArgs),
+    /// Chat with the shop's assistant in the terminal.
+    Chat(harness::ChatArgs),
+    /// Re-run a stored conversation and compare old and new answers.
+    Replay(harness::ReplayArgs),
     /// Staff accounts for the console and the staff API.
     #[command(subcommand)]
     Staff(serve::StaffCommand),
@@ -181,6 +189,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(args) => serve::serve(cli.models_dir, args),
         Command::Staff(command) => serve::staff(command),
+        Command::Ask(args) => harness::ask(&cli.models_dir, args),
+        Command::Chat(args) => harness::chat(&cli.models_dir, args),
+        Command::Replay(args) => harness::replay(&cli.models_dir, args),
         Command::Generate(args) => generate(&registry, args),
         Command::Tokenize(args) => tokenize(&registry, args),
         Command::Bench(args) => bench_model(&registry, args),

@@ -96,8 +96,8 @@ pub enum ServerFrame {
         seq: u64,
         sources: Vec<Source>,
     },
-    /// Answer `seq` is complete. When `outcome` is `replaced`, `text` is the
-    /// full text that replaces what was streamed.
+    /// Answer `seq` is complete. `text`, when present, is the full text that
+    /// replaces what was streamed (a replaced answer, a refusal, an error).
     AnswerEnd {
         seq: u64,
         outcome: AnswerOutcome,

@@ -384,17 +384,28 @@ impl Assistant {
         reply
     }
 
+    /// The search a knowledge question gets, and the gate's decision on it:
+    /// exactly what [`Assistant::respond`] sees (`shopchat ask` prints it).
+    pub fn retrieve(&self, text: &str, lang: Language) -> Result<(Vec<Hit>, GateDecision)> {
+        let query = SearchQuery { text, lang: Some(lang), limit: self.settings.passages.max(5) };
+        let hits = self.index.search(&query)?;
+        let signals = self.index.query_signals(&query)?;
+        let gate = self.gate.decide(lang, &signals, &hits);
+        Ok((hits, gate))
+    }
+
+    /// The language a message is answered in (see [`Turn::lang`]).
+    pub fn answer_language(&self, turn: &Turn<'_>) -> Language {
+        message_language(turn, &self.understand(turn.text))
+    }
+
     fn knowledge_answer(
         &self,
         shop: &ShopData,
         turn: &Turn<'_>,
         lang: Language,
     ) -> Result<Response> {
-        let query =
-            SearchQuery { text: turn.text, lang: Some(lang), limit: self.settings.passages.max(5) };
-        let hits = self.index.search(&query)?;
-        let signals = self.index.query_signals(&query)?;
-        let gate = self.gate.decide(lang, &signals, &hits);
+        let (hits, gate) = self.retrieve(turn.text, lang)?;
         let passages: Vec<Passage> = hits
             .into_iter()
             .filter(|hit: &Hit| hit.passage.lang == lang)
@@ -423,7 +434,7 @@ impl Assistant {
         let mut sampling = SamplingConfig::greedy(self.settings.max_tokens);
         sampling.repetition_penalty = 1.1;
         let request = GenerationRequest {
-            prompt: Prompt::Chat(messages),
+            prompt: Prompt::Chat(messages.clone()),
             sampling,
             conversation: turn.conversation.map(|key| format!("{}/{key}", model.name)),
         };
@@ -434,6 +445,7 @@ impl Assistant {
         };
         Ok(Response::Stream(AnswerStream::new(crate::stream::StreamSetup {
             generation,
+            messages,
             passages,
             lang,
             gate,

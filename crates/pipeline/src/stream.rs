@@ -5,7 +5,7 @@ use std::sync::Arc;
 use shopchat_core::check::{check_answer, AllowedFacts};
 use shopchat_core::prompt::{cited_passages, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
-use shopchat_core::Language;
+use shopchat_core::{ChatMessage, Language};
 use shopchat_inference::{FinishReason, Generation, GenerationEvent, GenerationStats, Stopper};
 use shopchat_retrieval::{GateDecision, Passage};
 
@@ -14,6 +14,8 @@ use crate::texts::Texts;
 
 pub(crate) struct StreamSetup {
     pub generation: Generation,
+    /// The prompt as sent, before the model's chat template.
+    pub messages: Vec<ChatMessage>,
     pub passages: Vec<Passage>,
     pub lang: Language,
     pub gate: GateDecision,
@@ -76,6 +78,11 @@ impl AnswerStream {
     /// Answers ahead of this one when it was queued.
     pub fn queue_position(&self) -> usize {
         self.setup.generation.queue_position
+    }
+
+    /// The messages the model was given: system, history, passages and question.
+    pub fn prompt_messages(&self) -> &[ChatMessage] {
+        &self.setup.messages
     }
 
     pub fn model(&self) -> &str {
