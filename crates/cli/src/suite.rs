@@ -587,8 +587,11 @@ pub fn from_transcript(args: FromTranscriptArgs) -> Result<()> {
         }),
         turns,
     };
-    let suite = Suite { name: None, cases: vec![case] };
-    print!("{}", serde_yaml::to_string(&suite)?);
+    // One item of a `cases:` list, so that `>> suite.yaml` appends it.
+    println!("  # from conversation {}, reviewed by staff", args.conversation_id);
+    for line in serde_yaml::to_string(&vec![case])?.lines() {
+        println!("  {line}");
+    }
     Ok(())
 }
 

@@ -564,6 +564,7 @@ impl Session {
             return Ok(());
         }
         self.history.push(ChatMessage::user(text.clone()));
+        self.state.hub.notify_console("message", &self.conversation_id().0);
         if self.needs_human {
             // A person has the conversation; the assistant keeps out of it.
             return Ok(());
@@ -801,10 +802,9 @@ impl Session {
                     .map(|c| store::CheckRecord { passed: c.passed, reason: c.reason() }),
             },
         };
-        if let Err(error) =
-            self.state.with_store(move |s| s.finish_answer(message_id, record)).await
-        {
-            tracing::error!(%error, "an answer could not be stored");
+        match self.state.with_store(move |s| s.finish_answer(message_id, record)).await {
+            Ok(()) => self.state.hub.notify_console("message", &self.conversation_id().0),
+            Err(error) => tracing::error!(%error, "an answer could not be stored"),
         }
     }
 
@@ -833,6 +833,7 @@ impl Session {
             return self.internal_error(&error);
         }
         self.needs_human = true;
+        self.state.hub.notify_console("needs_human", &self.conversation_id().0);
         tracing::info!(conversation = %self.conversation_id().0, "handed over to staff");
         self.send(ServerFrame::Handoff { status: HandoffStatus::Requested })
     }

@@ -9,6 +9,7 @@
 //! - `staff`: the staff REST API behind session authentication.
 //! - `hub`: live events between staff and the connected shoppers.
 //! - `ops`: health, readiness and Prometheus metrics.
+//! - `web`: the demo page, the widget and the staff console, from `web/`.
 //! - `limit`: sliding-window rate limits.
 //!
 //! # Key design decisions
@@ -32,6 +33,7 @@ mod limit;
 mod ops;
 mod staff;
 mod state;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -189,9 +191,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/conversations/{id}/reply", post(staff::reply))
         .route("/conversations/{id}/resolve", post(staff::resolve))
         .route("/export", get(staff::export))
-        .route("/reindex", post(staff::reindex));
+        .route("/reindex", post(staff::reindex))
+        .route("/events", get(staff::events));
     Router::new()
-        .route("/", get(ops::index_page))
+        .route("/", get(web::index))
+        .route("/widget.js", get(web::widget))
+        .route("/console", get(web::console))
+        .route("/console.js", get(web::console_script))
         .route("/ws", get(chat::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use shopchat_core::protocol::AnswerOutcome;
 
 use crate::state::AppState;
@@ -145,16 +145,4 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let _ = writeln!(out, "# TYPE shopchat_frame_errors_total counter");
     let _ = writeln!(out, "shopchat_frame_errors_total {}", get(&m.frame_errors));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-/// The start page. The demo shop page with the chat widget replaces it.
-pub async fn index_page(State(state): State<Arc<AppState>>) -> Html<String> {
-    let name = state.assistant.shop_name();
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{name} — ShopChat</title>\
-         <h1>{name}: ShopChat is running</h1>\
-         <p>The chat websocket is at <code>/ws</code> (protocol: docs/protocol.md), the staff API \
-         under <code>/api</code>, health at <code>/healthz</code>, <code>/readyz</code> and \
-         <code>/metrics</code>.</p></html>"
-    ))
 }

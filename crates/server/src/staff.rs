@@ -13,7 +13,9 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -388,6 +390,7 @@ pub async fn reply(
     };
     let seq = u64::from(message.seq);
     state.hub.publish(&id, LiveEvent::StaffMessage { seq, author, text });
+    state.hub.notify_console("message", &id);
     Ok(Json(json!({ "seq": seq })))
 }
 
@@ -400,6 +403,7 @@ pub async fn resolve(
     let conversation = ConversationId(id.clone());
     state.with_store(move |s| s.set_needs_human(&conversation, None)).await?;
     state.hub.publish(&id, LiveEvent::HandoffResolved);
+    state.hub.notify_console("resolved", &id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -419,4 +423,28 @@ pub async fn reindex(
         }
         Err(_) => Err(ApiError::Internal),
     }
+}
+
+/// Server-sent events for the console: `needs_human`, `resolved` and
+/// `message`, each with the conversation's id as JSON. A console that falls
+/// behind gets a `lagged` event and reloads its list.
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    _session: StaffSession,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let receiver = state.hub.subscribe_console();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = match receiver.recv().await {
+            Ok(event) => Event::default()
+                .event(event.kind)
+                .json_data(&event)
+                .unwrap_or_else(|_| Event::default().event("lagged").data("{}")),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                Event::default().event("lagged").data("{}")
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
