@@ -147,7 +147,7 @@ pub fn run_turn(
                             first_token.get_or_insert_with(Instant::now);
                             on_delta(&delta);
                         }
-                        StreamEvent::Done(finished) => return Some(finished),
+                        StreamEvent::Done(finished) => return Some(*finished),
                     }
                 }
                 None

@@ -55,8 +55,8 @@ pub struct SearchArgs {
 /// The sentence embedder, or `None` with a warning when it is not installed:
 /// retrieval then runs on BM25 alone. The same loader as the server's.
 pub fn load_embedder(registry: &ModelRegistry) -> Result<Option<Arc<dyn TextEmbedder>>> {
-    Ok(shopchat_pipeline::load_embedder(registry, EMBEDDING_MODEL)
-        .with_context(|| format!("loading the embedding model {EMBEDDING_MODEL}"))?)
+    shopchat_pipeline::load_embedder(registry, EMBEDDING_MODEL)
+        .with_context(|| format!("loading the embedding model {EMBEDDING_MODEL}"))
 }
 
 pub fn index(registry: &ModelRegistry, args: IndexArgs) -> Result<()> {

@@ -253,7 +253,7 @@ impl Assistant {
             eligibility.returnable_items().iter().map(|item| item.sku.clone()).collect();
         let skus = match skus {
             None => returnable,
-            Some(asked) if asked.is_empty() => returnable,
+            Some([]) => returnable,
             Some(asked) => {
                 let refused: Vec<String> =
                     asked.iter().filter(|sku| !returnable.contains(sku)).cloned().collect();
@@ -562,7 +562,7 @@ fn utc_today() -> Date {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()

@@ -41,14 +41,13 @@ pub struct AnswerStream {
 /// What the stream has next.
 #[derive(Debug)]
 pub enum StreamEvent {
-    /// The model took the request: it waited this long for its turn.
-    Started {
-        prompt_tokens: usize,
-        reused_tokens: usize,
-    },
+    /// The model took the request: the prompt's length, and how much of it
+    /// was reused from the cache.
+    Started { prompt_tokens: usize, reused_tokens: usize },
     /// More text, whole characters.
     Delta(String),
-    Done(Finished),
+    /// Boxed: it is large, and the deltas are the hot path.
+    Done(Box<Finished>),
 }
 
 /// How a generated answer ended.
@@ -128,7 +127,7 @@ impl AnswerStream {
             None => self.failed(),
         };
         self.done = true;
-        Some(StreamEvent::Done(finished))
+        Some(StreamEvent::Done(Box::new(finished)))
     }
 
     fn failed(&self) -> Finished {

@@ -719,7 +719,7 @@ impl Session {
             }
             Some(StreamEvent::Done(finished)) => {
                 let Some(answering) = self.answering.take() else { return Ok(()) };
-                self.finish_stream(answering, finished).await
+                self.finish_stream(answering, *finished).await
             }
             None => {
                 self.answering = None;

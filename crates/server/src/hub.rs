@@ -44,7 +44,8 @@ impl Hub {
 
     /// Tells the open consoles; none open is fine.
     pub fn notify_console(&self, kind: &'static str, conversation_id: &str) {
-        let _ = self.console.send(ConsoleEvent { kind, conversation_id: conversation_id.to_owned() });
+        let _ =
+            self.console.send(ConsoleEvent { kind, conversation_id: conversation_id.to_owned() });
     }
 
     pub fn subscribe(&self, conversation_id: &str) -> broadcast::Receiver<LiveEvent> {

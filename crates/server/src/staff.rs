@@ -15,13 +15,13 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::broadcast;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use shopchat_store::{ConversationFilter, ConversationId, NewMessage, Outcome, Rating, Staff};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 
 use crate::hub::LiveEvent;
 use crate::state::{AppState, StoreCallError};

@@ -732,6 +732,7 @@ async fn staff_routes_need_credentials_and_foreign_origins_are_refused() {
         ("POST", format!("/api/conversations/{id}/reply"), Some(json!({ "text": "hello" }))),
         ("POST", format!("/api/conversations/{id}/resolve"), None),
         ("POST", "/api/reindex".into(), None),
+        ("GET", "/api/events".into(), None),
     ];
     for (method, path, body) in &routes {
         let response = http(addr, method, path, &[], body.as_ref()).await;
