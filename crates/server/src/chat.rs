@@ -863,7 +863,10 @@ impl Session {
             })
             .await;
         match result {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.state.hub.notify_console("message", &self.conversation_id().0);
+                Ok(())
+            }
             Ok(false) => self.error(
                 ErrorCode::BadRequest,
                 format!("message_seq {message_seq} is not an answer in this conversation."),
@@ -1009,7 +1012,7 @@ async fn next_event(answering: &mut Option<Answering>) -> Option<StreamEvent> {
 }
 
 /// Resolves once the server starts shutting down.
-async fn shutting_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn shutting_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow_and_update() {
             return;

@@ -433,18 +433,28 @@ pub async fn events(
     _session: StaffSession,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
     let receiver = state.hub.subscribe_console();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let event = match receiver.recv().await {
-            Ok(event) => Event::default()
-                .event(event.kind)
-                .json_data(&event)
-                .unwrap_or_else(|_| Event::default().event("lagged").data("{}")),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                Event::default().event("lagged").data("{}")
-            }
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok(event), receiver))
-    });
+    let shutdown = state.shutdown.clone();
+    // The stream ends when the server shuts down, so an open console does
+    // not hold the shutdown up.
+    let stream = futures_util::stream::unfold(
+        (receiver, shutdown),
+        |(mut receiver, mut shutdown)| async move {
+            let received = tokio::select! {
+                received = receiver.recv() => received,
+                _ = crate::chat::shutting_down(&mut shutdown) => return None,
+            };
+            let event = match received {
+                Ok(event) => Event::default()
+                    .event(event.kind)
+                    .json_data(&event)
+                    .unwrap_or_else(|_| Event::default().event("lagged").data("{}")),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Event::default().event("lagged").data("{}")
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok(event), (receiver, shutdown)))
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
