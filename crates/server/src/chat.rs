@@ -443,6 +443,10 @@ impl Session {
         if self.needs_human {
             self.send(ServerFrame::Handoff { status: HandoffStatus::Requested })?;
         }
+        if let Some(customer) = &self.customer {
+            let customer_name = self.state.assistant.customer_name(customer);
+            self.send(ServerFrame::Verified { customer_name })?;
+        }
         Ok(())
     }
 

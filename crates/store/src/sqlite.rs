@@ -413,9 +413,6 @@ fn filter_clause(filter: &ConversationFilter) -> (String, Vec<Value>) {
         conditions.push(sql.to_owned());
         values.extend(value);
     };
-    // A conversation nobody wrote in (a widget opened and closed) is not
-    // worth a row in the staff's list or an export.
-    condition("c.last_seq > 0", None);
     if let Some(from) = filter.from {
         condition("c.created_at >= ?", Some(Value::Integer(to_millis(from))));
     }
