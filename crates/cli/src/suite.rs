@@ -261,6 +261,9 @@ pub struct RunArgs {
     shop: PathBuf,
     #[arg(long, env = "SHOPCHAT_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// Only the cases whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
     /// One JSON object with the totals and every failure.
     #[arg(long)]
     json: bool,
@@ -297,11 +300,19 @@ struct RunSummary {
 }
 
 pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
-    let suites: Vec<(PathBuf, Suite)> = args
+    let mut suites: Vec<(PathBuf, Suite)> = args
         .suites
         .iter()
         .map(|path| Ok((path.clone(), read_suite(path)?)))
         .collect::<Result<_>>()?;
+    if let Some(filter) = &args.filter {
+        for (_, suite) in &mut suites {
+            suite.cases.retain(|case| case.name.contains(filter.as_str()));
+        }
+        if suites.iter().all(|(_, suite)| suite.cases.is_empty()) {
+            bail!("no case name contains `{filter}`");
+        }
+    }
     let prompts: Vec<Option<PathBuf>> = if args.prompts.is_empty() {
         vec![None]
     } else {
