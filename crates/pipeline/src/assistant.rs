@@ -73,7 +73,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn fixed(text: String, outcome: AnswerOutcome, lang: Language) -> Self {
+    /// A reply no model wrote: no sources, gate or check.
+    pub fn fixed(text: String, outcome: AnswerOutcome, lang: Language) -> Self {
         Reply {
             text,
             outcome,

@@ -593,7 +593,7 @@ impl Session {
                             ErrorCode::RateLimited => rate_limited_text(self.lang()),
                             _ => texts.not_verified(self.lang()),
                         };
-                        let mut reply = fixed_reply(text, AnswerOutcome::Answered, self.lang());
+                        let mut reply = Reply::fixed(text, AnswerOutcome::Answered, self.lang());
                         reply.effect = Some(Effect::AskForVerification);
                         return self.send_reply(reply, received_at).await;
                     }
@@ -971,14 +971,15 @@ impl Session {
                     &record.return_number,
                     &record.order_number,
                 );
-                self.send_reply(fixed_reply(text, AnswerOutcome::Answered, lang), received_at).await
+                self.send_reply(Reply::fixed(text, AnswerOutcome::Answered, lang), received_at)
+                    .await
             }
             Err(ReturnRefusal::NotVerified) => self.error(
                 ErrorCode::NotVerified,
                 "Verify the order with its number and email address first.",
             ),
             Err(ReturnRefusal::NotEligible { text }) => {
-                self.send_reply(fixed_reply(text, AnswerOutcome::Refused, lang), received_at).await
+                self.send_reply(Reply::fixed(text, AnswerOutcome::Refused, lang), received_at).await
             }
         }
     }
@@ -1050,20 +1051,6 @@ fn history_of(messages: &[StoredMessage]) -> Vec<ChatMessage> {
             _ => None,
         })
         .collect()
-}
-
-fn fixed_reply(text: String, outcome: AnswerOutcome, lang: Language) -> Reply {
-    Reply {
-        text,
-        outcome,
-        lang,
-        sources: Vec::new(),
-        gate: None,
-        check: None,
-        model: None,
-        prompt_version: None,
-        effect: None,
-    }
 }
 
 fn action_of(reply: &Reply) -> Option<AnswerAction> {
