@@ -308,12 +308,8 @@ impl Assistant {
             Some(number) => match own_order(shop, customer, number) {
                 Some(order) => vec![order],
                 None => {
-                    return Reply::fixed(
-                        shop.texts.order_not_found(lang, number),
-                        AnswerOutcome::Answered,
-                        lang,
-                    )
-                    .with_effect(Effect::AskForVerification)
+                    return order_not_found(shop, lang, number)
+                        .with_effect(Effect::AskForVerification)
                 }
             },
             None => recent_orders(shop, customer, 3),
@@ -345,13 +341,7 @@ impl Assistant {
         let order = match &understanding.order_number {
             Some(number) => match own_order(shop, customer, number) {
                 Some(order) => order,
-                None => {
-                    return Reply::fixed(
-                        shop.texts.order_not_found(lang, number),
-                        AnswerOutcome::Answered,
-                        lang,
-                    )
-                }
+                None => return order_not_found(shop, lang, number),
             },
             None => {
                 let orders = recent_orders(shop, customer, usize::MAX);
@@ -502,6 +492,12 @@ pub(crate) fn refusal_reply(
         });
     }
     Reply::fixed(texts.refusal(lang, no_answer), AnswerOutcome::Refused, lang)
+}
+
+/// An order that is not the verified customer's: the same words whether it
+/// exists or not.
+fn order_not_found(shop: &ShopData, lang: Language, number: &str) -> Reply {
+    Reply::fixed(shop.texts.order_not_found(lang, number), AnswerOutcome::Answered, lang)
 }
 
 fn ask_for_verification(shop: &ShopData, lang: Language) -> Reply {
