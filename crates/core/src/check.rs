@@ -105,6 +105,10 @@ pub struct UnsupportedFact {
 pub struct CheckOutcome {
     pub passed: bool,
     pub unsupported: Vec<UnsupportedFact>,
+    /// Set when the facts held but the answer still cannot be shown (a
+    /// loop, talk about "the passage", a bare "yes"): see [`crate::degenerate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degenerate: Option<crate::degenerate::Degenerate>,
 }
 
 impl CheckOutcome {
@@ -112,7 +116,7 @@ impl CheckOutcome {
     /// `unsupported phone "123-456-7890"; unsupported name "Ethan"`.
     pub fn reason(&self) -> Option<String> {
         if self.unsupported.is_empty() {
-            return None;
+            return self.degenerate.as_ref().map(|d| d.describe());
         }
         let parts: Vec<String> = self
             .unsupported
@@ -126,6 +130,17 @@ impl CheckOutcome {
             })
             .collect();
         Some(parts.join("; "))
+    }
+}
+
+impl CheckOutcome {
+    /// Marks an answer whose facts held as unfit to show all the same.
+    pub fn with_degenerate(mut self, degenerate: Option<crate::degenerate::Degenerate>) -> Self {
+        if degenerate.is_some() {
+            self.passed = false;
+        }
+        self.degenerate = degenerate;
+        self
     }
 }
 
@@ -145,7 +160,13 @@ pub fn check_answer(answer: &str, passages: &[&str], allowed: &AllowedFacts) -> 
             }
         }
     }
-    CheckOutcome { passed: unsupported.is_empty(), unsupported }
+    CheckOutcome { passed: unsupported.is_empty(), unsupported, degenerate: None }
+}
+
+/// The kinds of checkable facts `text` states (names not included): tells
+/// the extractive answer which sentence holds a duration or an amount.
+pub fn fact_kinds(text: &str) -> HashSet<FactKind> {
+    extract(text, Names::Skip).into_iter().map(|found| found.fact.kind()).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -294,6 +315,22 @@ impl Support {
             // A bare price in the data is in the shop's currency.
             Fact::Amount { currency: c, value } => {
                 currency == Some(*c) && self.values.contains(value)
+            }
+            // "2-3 days" for "2-3 business days" drops a qualifier the
+            // shopper does not need; the reverse would add one.
+            // Only the same figures: "within 2 days" is no paraphrase of
+            // "1-2 business days".
+            Fact::Duration { low, high, unit: Unit::Day }
+                if self.facts.contains(&Fact::Duration {
+                    low: *low,
+                    high: *high,
+                    unit: Unit::BusinessDay,
+                }) || (low != high
+                    && self.passages.iter().any(|p| {
+                        p.units.contains(&Unit::BusinessDay) && p.ranges.contains(&(*low, *high))
+                    })) =>
+            {
+                true
             }
             Fact::Duration { low, high, unit } => {
                 // "within 5 business days" is supported by "3-5 business days"

@@ -29,18 +29,23 @@
 //! - `scan` (private): finding e-mail addresses and phone numbers, shared by
 //!   the modules above so that they agree on what one is.
 
+pub mod answer_rules;
 pub mod chat;
 pub mod check;
+pub mod degenerate;
 pub mod embed;
+pub mod extract;
 pub mod intent;
 pub mod language;
 pub mod mask;
 pub mod order_facts;
+pub mod polarity;
 pub mod policy;
 pub mod prompt;
 pub mod protocol;
 mod scan;
 pub mod shop;
+pub mod verdict;
 
 pub use chat::{ChatMessage, Role};
 pub use embed::{EmbedError, TextEmbedder};

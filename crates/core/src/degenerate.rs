@@ -1,0 +1,280 @@
+//! Generations that must not reach a shopper even when every fact in them
+//! checks out: loops, talk about "the passage" or about being an assistant,
+//! the question echoed back, a mix of languages, a bare "yes" without the
+//! fact, or an answer that leaves out the very fact it was asked for.
+//!
+//! Small models produce all of these (SmolLM2 answered "The answer to the
+//! question is yes." and looped "I'm glad to help!" until its token limit).
+//! The pipeline replaces such an answer by the extractive one.
+//!
+//! # Key design decision
+//! Each rule is a cheap test on the text with its patterns in the language's
+//! rules file (`rules/answer.<lang>.toml`); none of them knows a shop.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::answer_rules::{normalize, words, AnswerRules};
+use crate::check::{fact_kinds, FactKind};
+use crate::language::is_cjk;
+use crate::Language;
+
+/// Why a generation cannot be shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Degenerate {
+    /// The same words over and over.
+    Repetition,
+    /// Talks about the prompt or the assistant instead of the shop.
+    MetaTalk(String),
+    /// Repeats the question instead of answering it.
+    EchoesQuestion,
+    /// Written partly in another language than the shopper's.
+    MixedLanguage,
+    /// "Yes." or "No." and nothing else.
+    BareYesNo,
+    /// The question asks for a duration or amount that the passages state
+    /// and the answer leaves out.
+    MissingFact,
+    /// Says yes where the passage says no, or the reverse.
+    Contradicts,
+    /// States a quantity the passages give for another case than the one
+    /// asked about (another zone, another row).
+    WrongRow,
+    /// Cites only passages that do not hold its facts.
+    WrongCitation,
+}
+
+impl Degenerate {
+    pub fn describe(&self) -> String {
+        match self {
+            Degenerate::Repetition => "the answer repeats itself".into(),
+            Degenerate::MetaTalk(words) => format!("the answer talks about {words:?}"),
+            Degenerate::EchoesQuestion => "the answer repeats the question".into(),
+            Degenerate::MixedLanguage => "the answer mixes languages".into(),
+            Degenerate::BareYesNo => "the answer says yes or no without the fact".into(),
+            Degenerate::MissingFact => "the answer leaves out the fact asked for".into(),
+            Degenerate::Contradicts => "the answer contradicts its passage".into(),
+            Degenerate::WrongRow => "the answer takes a number from another case".into(),
+            Degenerate::WrongCitation => "the answer cites a passage without its facts".into(),
+        }
+    }
+}
+
+/// What the answer was written for.
+pub struct AnswerContext<'a> {
+    pub question: &'a str,
+    pub lang: Language,
+    pub passages: &'a [&'a str],
+    /// The sentence the extractive answer would quote, if any: when it
+    /// states the kind of fact the question asks for, so must the answer.
+    pub best_unit: Option<&'a str>,
+}
+
+/// The first reason `answer` cannot be shown, or `None` when it can.
+pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerate> {
+    let rules = AnswerRules::of(context.lang);
+    let plain = strip_citations(answer);
+    if is_looping(&plain) {
+        return Some(Degenerate::Repetition);
+    }
+    if let Some(words) = rules.meta_talk(&plain) {
+        return Some(Degenerate::MetaTalk(words));
+    }
+    if mixes_languages(&plain, context) {
+        return Some(Degenerate::MixedLanguage);
+    }
+    let terms = words(&plain);
+    let opens_yes_no = opens_with_yes_or_no(&plain, rules);
+    let content: Vec<&String> = terms.iter().filter(|t| !is_yes_no_word(t, rules)).collect();
+    if content.is_empty() {
+        return Some(if opens_yes_no { Degenerate::BareYesNo } else { Degenerate::EchoesQuestion });
+    }
+    let asked: HashSet<String> = words(context.question).into_iter().collect();
+    let new_terms = content.iter().filter(|t| !asked.contains(t.as_str())).count();
+    let answer_kinds = fact_kinds(&plain);
+    let question_kinds = fact_kinds(context.question);
+    if !opens_yes_no && new_terms * 5 <= content.len() && answer_kinds.is_subset(&question_kinds) {
+        return Some(Degenerate::EchoesQuestion);
+    }
+    if let Some(best) = context.best_unit {
+        let question = normalize(context.question);
+        let best_kinds = fact_kinds(best);
+        let asks = |pattern: &regex::Regex, kinds: &[FactKind]| {
+            pattern.is_match(&question)
+                && kinds.iter().any(|k| best_kinds.contains(k))
+                && !kinds.iter().any(|k| answer_kinds.contains(k))
+        };
+        let durations = [FactKind::Duration, FactKind::Range];
+        let amounts = [FactKind::Amount, FactKind::Percent];
+        if asks(&rules.asks_duration, &durations) || asks(&rules.asks_amount, &amounts) {
+            return Some(Degenerate::MissingFact);
+        }
+    }
+    None
+}
+
+/// Whether the text has fallen into a loop: a sentence written twice, or
+/// the same run of words three times. Cheap enough to run on every streamed
+/// piece, so that a loop is stopped early instead of running to the limit.
+pub fn is_looping(text: &str) -> bool {
+    let mut seen_sentences = HashSet::new();
+    for sentence in text.split(['.', '!', '?', '。', '！', '？', '\n']) {
+        let key = normalize(sentence);
+        let key = key.trim();
+        if key.chars().count() >= 12 && !seen_sentences.insert(key.to_owned()) {
+            return true;
+        }
+    }
+    // Runs of words (Latin) or characters (Chinese).
+    let han = text.chars().filter(|&c| is_cjk(c)).count();
+    let tokens: Vec<String> = if han * 2 > text.chars().count() {
+        text.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_string()).collect()
+    } else {
+        normalize(text).split_whitespace().map(str::to_owned).collect()
+    };
+    let n = if han * 2 > text.chars().count() { 8 } else { 5 };
+    let mut counts: HashMap<&[String], usize> = HashMap::new();
+    for window in tokens.windows(n) {
+        let count = counts.entry(window).or_default();
+        *count += 1;
+        if *count >= 3 {
+            return true;
+        }
+    }
+    false
+}
+
+fn strip_citations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(['[', '【']) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let close = after.find([']', '】']);
+        match close {
+            Some(close)
+                if after[..close]
+                    .chars()
+                    .skip(1)
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || c == '-') =>
+            {
+                let width = after[close..].chars().next().map_or(1, char::len_utf8);
+                rest = &after[close + width..];
+            }
+            _ => {
+                let width = after.chars().next().map_or(1, char::len_utf8);
+                out.push_str(&after[..width]);
+                rest = &after[width..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn opens_with_yes_or_no(text: &str, rules: &AnswerRules) -> bool {
+    let text = normalize(text);
+    let text = text.trim_start();
+    rules.yes_words.iter().chain(&rules.no_words).any(|w| {
+        text.starts_with(w.as_str())
+            && text[w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() || is_cjk(c))
+    })
+}
+
+fn is_yes_no_word(term: &str, rules: &AnswerRules) -> bool {
+    rules.yes_words.iter().chain(&rules.no_words).any(|w| w == term)
+        || matches!(term, "answer" | "question" | "correct" | "true" | "false")
+}
+
+/// A Chinese answer with several Latin words that its passages do not use
+/// (brand names and codes from the passages are fine), or an English answer
+/// with Chinese characters its passages do not hold.
+fn mixes_languages(answer: &str, context: &AnswerContext<'_>) -> bool {
+    let passages = normalize(&context.passages.join("\n"));
+    match context.lang {
+        Language::Zh => {
+            let foreign = normalize(answer)
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .filter(|w| w.len() >= 2 && !passages.contains(w))
+                .count();
+            foreign >= 3
+        }
+        Language::En => answer
+            .chars()
+            .filter(|&c| is_cjk(c) && c.is_alphabetic())
+            .any(|c| !passages.contains(c)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context<'a>(
+        question: &'a str,
+        lang: Language,
+        passages: &'a [&'a str],
+    ) -> AnswerContext<'a> {
+        AnswerContext { question, lang, passages, best_unit: passages.first().copied() }
+    }
+
+    const TIMES: &str = "Standard delivery takes 3-5 business days to EU zone 1.";
+
+    #[test]
+    fn good_answers_pass() {
+        let passages = [TIMES];
+        let ctx = context("How long does delivery to Germany take?", Language::En, &passages);
+        assert_eq!(degenerate("Delivery to Germany takes 3-5 business days [1].", &ctx), None);
+        let ctx = context("Do you ship to Germany?", Language::En, &passages);
+        assert_eq!(degenerate("Yes, we ship to Germany [1].", &ctx), None);
+        let zh = ["礼品卡自购买之日起 24 个月内有效。"];
+        let ctx = context("礼品卡会过期吗？", Language::Zh, &zh);
+        assert_eq!(degenerate("礼品卡自购买之日起 24 个月内有效 [1]。", &ctx), None);
+    }
+
+    #[test]
+    fn what_small_models_write_is_caught() {
+        let passages = [TIMES];
+        let ctx = context("How long does delivery to Germany take?", Language::En, &passages);
+        assert_eq!(
+            degenerate("I'm glad to help! I'm glad to help! I'm glad to help!", &ctx),
+            Some(Degenerate::Repetition)
+        );
+        assert!(matches!(
+            degenerate("The passage provides a detailed explanation [1].", &ctx),
+            Some(Degenerate::MetaTalk(_))
+        ));
+        assert!(matches!(
+            degenerate("I'm just a customer service assistant.", &ctx),
+            Some(Degenerate::MetaTalk(_))
+        ));
+        assert_eq!(
+            degenerate("Delivery to Germany takes a while [1].", &ctx),
+            Some(Degenerate::MissingFact)
+        );
+        let ctx = context("Do you ship to Germany?", Language::En, &passages);
+        assert_eq!(degenerate("Yes.", &ctx), Some(Degenerate::BareYesNo));
+        assert!(degenerate("The answer to the question is yes.", &ctx).is_some());
+        let zh = ["退款会在 14 天内退回原支付方式。"];
+        let ctx = context("寄到德国要几天？", Language::Zh, &zh);
+        assert_eq!(degenerate("根据[1]，寄到德国要几天？", &ctx), Some(Degenerate::EchoesQuestion));
+        assert_eq!(
+            degenerate("抱歉, I don't know the answer to that.", &ctx),
+            Some(Degenerate::MixedLanguage)
+        );
+    }
+
+    #[test]
+    fn loops_are_seen_early() {
+        assert!(is_looping("We ship fast. We ship to many places. We ship fast."));
+        assert!(!is_looping("Standard delivery takes 3-5 days. Express takes 1-2 days."));
+        assert!(is_looping("我们很乐意帮助您我们很乐意帮助您我们很乐意帮助您"));
+    }
+
+    #[test]
+    fn citations_are_not_words() {
+        assert_eq!(strip_citations("Yes [1], see 【2】 and [a]."), "Yes , see  and [a].");
+    }
+}

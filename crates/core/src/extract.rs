@@ -1,0 +1,661 @@
+//! Extractive answers: the sentence of the passages that answers a question.
+//!
+//! When a model's answer cannot stand (it states what the passages don't
+//! hold, loops, talks about "the passage", or no model writes the shopper's
+//! language), the shopper gets the one sentence (or table row, or list item)
+//! that answers the question, quoted with its citation, instead of a whole
+//! passage. The same selection tells the answer check which sentence a
+//! question is about, so that a number taken from another row of a table is
+//! caught.
+//!
+//! # Key design decision
+//! Selection is lexical and explainable: each unit is scored by the rare
+//! question terms it holds (weighted by how few units hold them), with a
+//! preference for units stating the kind of fact asked for (a duration for
+//! "how long", an amount for "how much") and for earlier passages. Aliases
+//! that the shop's own texts define ("Germany (DE)") let a question name a
+//! country while the passage lists its code. Nothing is tuned to one shop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::answer_rules::{normalize, words, AnswerRules};
+use crate::check::{fact_kinds, FactKind};
+use crate::scan::regex;
+use crate::Language;
+
+/// One quotable piece of a passage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// Index of its passage.
+    pub passage: usize,
+    /// A table row: one case already, never cut into clauses.
+    pub table_row: bool,
+    /// The text to show: a sentence, a list item, or a table row with its
+    /// column names.
+    pub text: String,
+}
+
+/// The answer chosen from the passages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extract {
+    /// Index of the passage it comes from (cite it as `passage + 1`).
+    pub passage: usize,
+    /// The sentence(s), without a citation.
+    pub text: String,
+    /// Share of the question's term weight the chosen text holds (0..=1).
+    pub coverage: f32,
+}
+
+/// Names that stand for each other: a country and its code as the shop's
+/// own texts define them ("Germany (DE)", "德国（DE）"), and the common
+/// abbreviations in the language's rules file ("UK", "United Kingdom").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aliases {
+    /// Groups of equal names, lower-cased.
+    groups: Vec<Vec<String>>,
+    /// Term → the other terms it stands for (each name's last term).
+    equal: HashMap<String, Vec<String>>,
+}
+
+impl Default for Aliases {
+    fn default() -> Self {
+        let mut aliases = Aliases { groups: Vec::new(), equal: HashMap::new() };
+        for lang in Language::ALL {
+            for group in &AnswerRules::of(lang).aliases {
+                aliases.add_group(group.clone());
+            }
+        }
+        aliases
+    }
+}
+
+static ALIAS_EN: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"\b([A-Z][a-z]+(?: [A-Z][a-z]+){0,2}) \(([A-Z]{2,3})\)"));
+static ALIAS_ZH: LazyLock<Regex> = LazyLock::new(|| regex(r"(\p{Han}{2,6})[（(]([A-Z]{2,3})[）)]"));
+
+impl Aliases {
+    /// The built-in abbreviations and every "Name (CODE)" in `texts`.
+    pub fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut aliases = Aliases::default();
+        for text in texts {
+            for pattern in [&*ALIAS_EN, &*ALIAS_ZH] {
+                for caps in pattern.captures_iter(text) {
+                    aliases.add_group(vec![normalize(&caps[1]), normalize(&caps[2])]);
+                }
+            }
+        }
+        aliases
+    }
+
+    fn add_group(&mut self, group: Vec<String>) {
+        let group: Vec<String> = group.iter().map(|name| normalize(name.trim())).collect();
+        if self.groups.contains(&group) {
+            return;
+        }
+        let lasts: Vec<String> = group.iter().filter_map(|name| words(name).pop()).collect();
+        for a in &lasts {
+            for b in lasts.iter().filter(|b| *b != a) {
+                let list = self.equal.entry(a.clone()).or_default();
+                if !list.contains(b) {
+                    list.push(b.clone());
+                }
+            }
+        }
+        self.groups.push(group);
+    }
+
+    fn expand(&self, term: &str) -> Vec<String> {
+        let mut all = vec![term.to_owned()];
+        if let Some(others) = self.equal.get(term) {
+            all.extend(others.iter().cloned());
+        }
+        all
+    }
+
+    /// Whether `name` stands for another name that `texts` mention: the
+    /// answer may write "Germany" where the passage lists "DE".
+    pub fn known_by_another_name(&self, name: &str, texts: &[&str]) -> bool {
+        let name = normalize(name);
+        let texts: Vec<String> = texts.iter().map(|t| normalize(t)).collect();
+        self.groups.iter().filter(|group| group.contains(&name)).any(|group| {
+            group.iter().any(|other| *other != name && texts.iter().any(|t| mentions(t, other)))
+        })
+    }
+
+    /// The groups `text` names (by any of their names).
+    fn named_in(&self, text: &str) -> Vec<&[String]> {
+        let text = normalize(text);
+        self.groups
+            .iter()
+            .filter(|group| group.iter().any(|name| mentions(&text, name)))
+            .map(Vec::as_slice)
+            .collect()
+    }
+}
+
+/// Whether lower-cased `text` mentions `name` as a whole word (Latin) or
+/// anywhere (Chinese).
+fn mentions(text: &str, name: &str) -> bool {
+    if name.chars().any(crate::language::is_cjk) {
+        return text.contains(name);
+    }
+    text.match_indices(name).any(|(i, _)| {
+        let before = text[..i].chars().last();
+        let after = text[i + name.len()..].chars().next();
+        before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
+    })
+}
+
+static SENTENCE_END_EN: LazyLock<Regex> = LazyLock::new(|| regex(r"[.!?](?:\s+|$)"));
+static SENTENCE_END_ZH: LazyLock<Regex> = LazyLock::new(|| regex(r"[。！？；]"));
+static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| regex(r"^\s*(?:[-*+]|\d{1,2}[.)])\s+"));
+static EMPHASIS: LazyLock<Regex> = LazyLock::new(|| regex(r"\*\*|__|`"));
+static TABLE_RULE: LazyLock<Regex> = LazyLock::new(|| regex(r"^\s*\|?\s*:?-{3,}"));
+
+/// Splits passages into quotable units: sentences of prose, list items,
+/// and table rows written out with their column names. Headings are dropped
+/// (they are questions or titles, not answers).
+pub fn units(passages: &[&str]) -> Vec<Unit> {
+    let mut units = Vec::new();
+    for (index, text) in passages.iter().enumerate() {
+        let mut header: Option<Vec<String>> = None;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || TABLE_RULE.is_match(line) {
+                continue;
+            }
+            if line.starts_with('|') {
+                let cells: Vec<String> = line
+                    .trim_matches('|')
+                    .split('|')
+                    .map(|cell| EMPHASIS.replace_all(cell.trim(), "").into_owned())
+                    .collect();
+                match &header {
+                    None => header = Some(cells),
+                    Some(names) => units.push(Unit {
+                        passage: index,
+                        table_row: true,
+                        text: table_row(names, &cells),
+                    }),
+                }
+                continue;
+            }
+            header = None;
+            let line = LIST_ITEM.replace(line, "");
+            let line = EMPHASIS.replace_all(&line, "");
+            for sentence in sentences(&line) {
+                units.push(Unit { passage: index, table_row: false, text: sentence });
+            }
+        }
+    }
+    units
+}
+
+/// "United Kingdom: Standard €4.95, Express €9.95" from a header and a row.
+fn table_row(names: &[String], cells: &[String]) -> String {
+    let mut parts = Vec::new();
+    for (i, cell) in cells.iter().enumerate().skip(1) {
+        match names.get(i) {
+            Some(name) if !name.is_empty() => parts.push(format!("{name} {cell}")),
+            _ => parts.push(cell.clone()),
+        }
+    }
+    let first = cells.first().cloned().unwrap_or_default();
+    format!("{first}: {}.", parts.join(", "))
+}
+
+fn sentences(line: &str) -> Vec<String> {
+    let zh = line.chars().any(crate::language::is_cjk);
+    let pattern = if zh { &*SENTENCE_END_ZH } else { &*SENTENCE_END_EN };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for m in pattern.find_iter(line) {
+        let piece = line[start..m.end()].trim();
+        // "e.g." and "approx." are not the end of a sentence.
+        if !zh && piece.len() > 1 && ends_with_abbreviation(piece) {
+            continue;
+        }
+        if !piece.is_empty() {
+            out.push(piece.to_owned());
+        }
+        start = m.end();
+    }
+    let rest = line[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
+    }
+    out
+}
+
+fn ends_with_abbreviation(piece: &str) -> bool {
+    let last = piece.trim_end_matches(['.', ' ']).rsplit(' ').next().unwrap_or("");
+    matches!(
+        last.to_lowercase().as_str(),
+        "e.g" | "i.e" | "etc" | "approx" | "incl" | "no" | "vs" | "mr" | "mrs" | "dr" | "st"
+    ) || (last.len() == 1 && last.chars().all(|c| c.is_ascii_uppercase()))
+}
+
+/// A unit's score for a question, and why.
+#[derive(Debug, Clone, Copy)]
+struct Scored {
+    unit: usize,
+    score: f32,
+    coverage: f32,
+}
+
+/// The unit (with a follow-up when it is only a lead-in) that best answers
+/// `question`, or `None` when no unit shares a term with it.
+pub fn extract_answer(
+    question: &str,
+    passages: &[&str],
+    lang: Language,
+    aliases: &Aliases,
+) -> Option<Extract> {
+    extract_titled_answer(question, passages, &[], lang, aliases)
+}
+
+/// [`extract_answer`] with the passages' titles (an FAQ entry's question):
+/// a passage whose title matches the question is preferred even when its
+/// answer uses other words ("My parcel arrived damaged" → "We're sorry!
+/// Email us within 14 days…"). `titles` may be shorter than `passages`.
+pub fn extract_titled_answer(
+    question: &str,
+    passages: &[&str],
+    titles: &[&str],
+    lang: Language,
+    aliases: &Aliases,
+) -> Option<Extract> {
+    let all = units(passages);
+    let best = rank_units(question, &all, titles, lang, aliases).into_iter().next()?;
+    let unit = &all[best.unit];
+    let narrow = narrowed(question, unit, aliases);
+    let is_lead = best.unit == 0 || all[best.unit - 1].passage != unit.passage;
+    let mut text = narrow.clone().unwrap_or_else(|| unit.text.clone());
+    // A lead-in ("Express delivery takes:"), a very short unit, or a
+    // passage's short first sentence (FAQ answers lead with the fact and
+    // follow with the how) reads better with what follows.
+    let length = |text: &str| {
+        if lang == Language::Zh {
+            text.chars().count() / 3
+        } else {
+            text.split_whitespace().count()
+        }
+    };
+    let wants_more = text.ends_with(':')
+        || text.ends_with('：')
+        || length(&text) < 6
+        || (is_lead && narrow.is_none() && length(&text) < 14);
+    if wants_more {
+        if let Some(next) = all.get(best.unit + 1).filter(|next| next.passage == unit.passage) {
+            if length(&text) + length(&next.text) <= 60 {
+                if lang == Language::En {
+                    text.push(' ');
+                }
+                text.push_str(&next.text);
+            }
+        }
+    }
+    Some(Extract { passage: unit.passage, text, coverage: best.coverage })
+}
+
+/// What a question asks about: a word, or a name of an alias group ("the
+/// United States" is one thing asked about, not "united" and "states").
+enum Asked<'a> {
+    Term(Vec<String>),
+    Names(&'a [String]),
+}
+
+impl Asked<'_> {
+    fn held_by(&self, terms: &HashSet<String>, text: &str) -> bool {
+        match self {
+            Asked::Term(group) => group.iter().any(|t| terms.contains(t)),
+            Asked::Names(names) => names.iter().any(|name| mentions(text, name)),
+        }
+    }
+}
+
+/// A list sentence cut down to the case the question names: "After
+/// dispatch, standard delivery takes 2-3 business days to the UK, 3-5 to EU
+/// zone 1 (…DE…) and 5-8 to the US" asked about Germany becomes "Standard
+/// delivery takes 3-5 business days to EU zone 1 (…DE…)." A clause that
+/// leaves out the verb and unit of its list gets them from the list's first
+/// case. `None` when the sentence is no such list or names no single case.
+fn narrowed(question: &str, unit: &Unit, aliases: &Aliases) -> Option<String> {
+    if unit.table_row {
+        return None;
+    }
+    let parts = clauses(&unit.text);
+    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    let has_quantity = |text: &str| fact_kinds(text).iter().any(|k| quantities.contains(k));
+    let cases: Vec<usize> = (0..parts.len()).filter(|&i| has_quantity(&parts[i])).collect();
+    if cases.len() < 3 {
+        return None;
+    }
+    let selected = selected_clauses(question, &[unit.text.as_str()], aliases)?;
+    let picked: Vec<usize> =
+        cases.iter().copied().filter(|&i| selected.contains(&parts[i])).collect();
+    if picked.is_empty() || picked.len() == cases.len() {
+        return None;
+    }
+    let lead = &parts[cases[0]];
+    let mut out: Vec<String> = Vec::new();
+    for &i in &picked {
+        let clause = &parts[i];
+        let text = if i == cases[0] { clause.clone() } else { complete_clause(lead, clause)? };
+        out.push(text);
+    }
+    let mut text = out.join("; ");
+    if let Some(first) = text.chars().next() {
+        text = first.to_uppercase().collect::<String>() + &text[first.len_utf8()..];
+    }
+    let end = if text.chars().any(crate::language::is_cjk) { '。' } else { '.' };
+    if !text.ends_with(['.', '。']) {
+        text.push(end);
+    }
+    Some(text)
+}
+
+static LEADING_FIGURE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^(?:€|\$|£|¥)?\d+(?:[.,]\d+)?(?:\s*[-–~]\s*\d+(?:[.,]\d+)?)?"));
+
+/// "3-5 to EU zone 1" completed from its list's lead "standard delivery
+/// takes 2-3 business days to the UK": "standard delivery takes 3-5
+/// business days to EU zone 1". A clause that already reads alone (it has
+/// words before its figure, or its own unit) is kept as it is.
+fn complete_clause(lead: &str, clause: &str) -> Option<String> {
+    let Some(figure) = LEADING_FIGURE.find(clause) else { return Some(clause.to_owned()) };
+    let rest = clause[figure.end()..].trim_start();
+    let lead_figure = lead
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_digit() || matches!(c, '€' | '$' | '£' | '¥'))?
+        .0;
+    let head = &lead[..lead_figure];
+    let after = LEADING_FIGURE.find(&lead[lead_figure..])?;
+    let lead_rest = lead[lead_figure + after.end()..].trim_start();
+    // The unit: the words after the lead's figure up to a preposition.
+    let unit: Vec<&str> = lead_rest
+        .split_whitespace()
+        .take_while(|w| {
+            !matches!(
+                w.to_lowercase().as_str(),
+                "to" | "for" | "in" | "from" | "on" | "at" | "via" | "by" | "with"
+            )
+        })
+        .collect();
+    let rest_starts_with_unit =
+        unit.first().is_some_and(|u| rest.to_lowercase().starts_with(&u.to_lowercase()));
+    let unit = if rest_starts_with_unit || unit.len() > 3 {
+        String::new()
+    } else {
+        format!("{} ", unit.join(" "))
+    };
+    Some(format!("{head}{} {unit}{rest}", figure.as_str()))
+}
+
+/// Every unit scored for `question`, best first.
+fn rank_units(
+    question: &str,
+    units: &[Unit],
+    titles: &[&str],
+    lang: Language,
+    aliases: &Aliases,
+) -> Vec<Scored> {
+    let rules = AnswerRules::of(lang);
+    let title_terms: Vec<HashSet<String>> =
+        titles.iter().map(|t| words(t).into_iter().collect()).collect();
+    let title_texts: Vec<String> = titles.iter().map(|t| normalize(t)).collect();
+    let unit_terms: Vec<HashSet<String>> =
+        units.iter().map(|u| words(&u.text).into_iter().collect()).collect();
+    let unit_texts: Vec<String> = units.iter().map(|u| normalize(&u.text)).collect();
+    let named = aliases.named_in(question);
+    // Words of a name asked about count once, through the name.
+    let name_words: HashSet<String> =
+        named.iter().flat_map(|group| group.iter().flat_map(|name| words(name))).collect();
+    let mut asked: Vec<Asked<'_>> = named.iter().map(|group| Asked::Names(group)).collect();
+    let mut seen = HashSet::new();
+    for term in words(question) {
+        if !name_words.contains(&term) && seen.insert(term.clone()) {
+            asked.push(Asked::Term(aliases.expand(&term)));
+        }
+    }
+    let n = units.len().max(1) as f32;
+    // Rare terms decide: a term in every unit tells them apart not at all.
+    let weights: Vec<f32> = asked
+        .iter()
+        .map(|a| {
+            let df =
+                (0..units.len()).filter(|&i| a.held_by(&unit_terms[i], &unit_texts[i])).count();
+            if df == 0 {
+                0.0
+            } else {
+                (1.0 + n / df as f32).ln()
+            }
+        })
+        .collect();
+    let total: f32 = weights.iter().sum();
+    let normalized = normalize(question);
+    let wants = [
+        (rules.asks_duration.is_match(&normalized), FactKind::Duration),
+        (rules.asks_amount.is_match(&normalized), FactKind::Amount),
+        (rules.asks_time.is_match(&normalized), FactKind::Time),
+    ];
+    let mut scored: Vec<Scored> = units
+        .iter()
+        .enumerate()
+        .map(|(i, unit)| {
+            let held: f32 = asked
+                .iter()
+                .zip(&weights)
+                .filter(|(a, _)| a.held_by(&unit_terms[i], &unit_texts[i]))
+                .map(|(_, w)| *w)
+                .sum();
+            let coverage = if total > 0.0 { held / total } else { 0.0 };
+            // The title's match counts for every unit of its passage, at half weight.
+            let title_match = match (title_terms.get(unit.passage), title_texts.get(unit.passage)) {
+                (Some(terms), Some(text)) if total > 0.0 => {
+                    let held: f32 = asked
+                        .iter()
+                        .zip(&weights)
+                        .filter(|(a, _)| a.held_by(terms, text))
+                        .map(|(_, w)| *w)
+                        .sum();
+                    0.5 * held / total
+                }
+                _ => 0.0,
+            };
+            let kinds = fact_kinds(&unit.text);
+            let fact_bonus = if wants.iter().any(|(asked, kind)| *asked && kinds.contains(kind)) {
+                0.25
+            } else {
+                0.0
+            };
+            // Search ranked the passages (on their titles too, which the
+            // units lack): a later passage must match much better to win.
+            // A passage's first sentence usually is its answer.
+            let is_lead = i == 0 || units[i - 1].passage != unit.passage;
+            let prior =
+                -0.3 * unit.passage as f32 - 0.002 * i as f32 + if is_lead { 0.15 } else { 0.0 };
+            let score = coverage + title_match + fact_bonus * coverage.min(0.5) * 2.0 + prior;
+            Scored { unit: i, score, coverage }
+        })
+        .collect();
+    scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    scored
+}
+
+/// The clauses of the passages about the case the question names (a
+/// country, a zone, a plan), when it names one that only some of the
+/// passages' quantities are given for. `None` when the question names no
+/// such case: then there is no wrong row to take a number from.
+pub fn selected_clauses(
+    question: &str,
+    passages: &[&str],
+    aliases: &Aliases,
+) -> Option<Vec<String>> {
+    let named = aliases.named_in(question);
+    if named.is_empty() {
+        return None;
+    }
+    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    let clauses: Vec<String> = units(passages)
+        .into_iter()
+        .flat_map(|unit| if unit.table_row { vec![unit.text] } else { clauses(&unit.text) })
+        .filter(|clause| fact_kinds(clause).iter().any(|k| quantities.contains(k)))
+        .collect();
+    let names_the_case = |clause: &String| {
+        let text = normalize(clause);
+        named.iter().any(|group| group.iter().any(|name| mentions(&text, name)))
+    };
+    // A later list may name the case by its label only ("1-2 to EU zone 1"
+    // after "3-5 to EU zone 1 (AT, BE, DE)"): a clause sharing two terms
+    // with a chosen one, terms that not every clause has, is about it too.
+    let terms: Vec<HashSet<String>> =
+        clauses.iter().map(|c| words(c).into_iter().collect()).collect();
+    let everywhere: HashSet<&String> = terms
+        .first()
+        .map(|first| {
+            first.iter().filter(|t| terms.iter().all(|other| other.contains(*t))).collect()
+        })
+        .unwrap_or_default();
+    let chosen: Vec<usize> = (0..clauses.len()).filter(|&i| names_the_case(&clauses[i])).collect();
+    let related = |i: usize| {
+        chosen.iter().any(|&j| {
+            terms[i]
+                .intersection(&terms[j])
+                .filter(|t| !everywhere.contains(t) && !t.chars().all(|c| c.is_ascii_digit()))
+                .count()
+                >= 2
+        })
+    };
+    let selected: Vec<String> = (0..clauses.len())
+        .filter(|&i| chosen.contains(&i) || related(i))
+        .map(|i| clauses[i].clone())
+        .collect();
+    (!selected.is_empty() && selected.len() < clauses.len()).then_some(selected)
+}
+
+/// A sentence cut at commas, semicolons and "and" outside brackets: a list
+/// of cases ("2-3 days to the UK, 3-5 to EU zone 1 (AT, BE, DE) and 5-8 to
+/// the US") becomes one clause per case. Table rows stay whole.
+fn clauses(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '(' | '（' | '[' => depth += 1,
+            ')' | '）' | ']' => depth -= 1,
+            _ => {}
+        }
+        let cut = depth <= 0
+            && (matches!(c, ';' | '；' | '，')
+                || (c == ',' && !rest[1..].starts_with(|d: char| d.is_ascii_digit())));
+        let and = depth <= 0 && rest.starts_with(" and ");
+        if cut || and {
+            out.push(std::mem::take(&mut current));
+            rest = &rest[if and { 5 } else { c.len_utf8() }..];
+            continue;
+        }
+        current.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out.push(current);
+    out.into_iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMES: &str = "Orders paid before 14:00 UK time on a business day are dispatched the same day; later orders go out the next business day. After dispatch, standard delivery takes 2-3 business days to the UK, 3-5 to EU zone 1 (AT, BE, DE, DK, FR, IE, LU, NL), 4-7 to the rest of the EU and 5-8 to the US. Express delivery takes 1 business day to the UK, 1-2 to EU zone 1, 2-3 to the rest of the EU and 2-4 to the US.";
+    const POLICY: &str = "# Shipping\n\n- **EU zone 1**: Austria (AT), Belgium (BE), Germany (DE) and France (FR).\n\n| Zone | Standard | Express |\n|---|---|---|\n| United Kingdom | €4.95 | €9.95 |\n| EU zone 1 | €6.95 | €14.95 |";
+    const GIFT: &str = "Gift cards are valid for 24 months from the date of purchase. The balance can be used over several orders.";
+
+    #[test]
+    fn prose_lists_and_tables_become_units() {
+        let all = units(&[TIMES, POLICY]);
+        let texts: Vec<&str> = all.iter().map(|u| u.text.as_str()).collect();
+        assert_eq!(texts.len(), 6, "{texts:#?}");
+        assert!(texts[1].starts_with("After dispatch"));
+        assert_eq!(texts[4], "United Kingdom: Standard €4.95, Express €9.95.");
+        assert!(texts[3].starts_with("EU zone 1: Austria"));
+    }
+
+    #[test]
+    fn the_sentence_that_answers_is_chosen() {
+        let aliases = Aliases::from_texts([POLICY]);
+        let found = extract_answer(
+            "How long does delivery to Germany take?",
+            &[GIFT, TIMES],
+            Language::En,
+            &aliases,
+        )
+        .unwrap();
+        assert_eq!(found.passage, 1);
+        assert_eq!(found.text, "Standard delivery takes 3-5 business days to EU zone 1 (AT, BE, DE, DK, FR, IE, LU, NL).");
+        let found = extract_answer(
+            "How long does delivery to the UK take?",
+            &[TIMES],
+            Language::En,
+            &aliases,
+        )
+        .unwrap();
+        assert_eq!(found.text, "Standard delivery takes 2-3 business days to the UK.");
+        let found =
+            extract_answer("do gift cards expire", &[TIMES, GIFT], Language::En, &aliases).unwrap();
+        assert!(found.text.starts_with("Gift cards are valid for 24 months"), "{found:?}");
+        let found =
+            extract_answer("express cost to the uk?", &[POLICY], Language::En, &aliases).unwrap();
+        assert!(found.text.contains("€9.95"), "{found:?}");
+    }
+
+    #[test]
+    fn chinese_questions_find_chinese_sentences() {
+        let passage = "礼品卡自购买之日起 24 个月内有效。余额可以分多次使用。";
+        let other =
+            "发货后，标准配送到英国需 2-3 个工作日，到欧盟一区（AT、BE、DE）需 3-5 个工作日。";
+        let aliases = Aliases::from_texts(["欧盟一区：奥地利（AT）、德国（DE）。"]);
+        let chosen = selected_clauses("寄到德国要几天？", &[other], &aliases).unwrap();
+        assert_eq!(chosen, ["到欧盟一区（AT、BE、DE）需 3-5 个工作日。"]);
+        let found =
+            extract_answer("礼品卡会过期吗？", &[other, passage], Language::Zh, &aliases).unwrap();
+        assert!(found.text.contains("24 个月"), "{found:?}");
+        let found =
+            extract_answer("寄到德国要几天？", &[passage, other], Language::Zh, &aliases).unwrap();
+        assert!(found.text.contains("3-5"), "{found:?}");
+    }
+
+    #[test]
+    fn nothing_in_common_gives_the_first_passage_lead() {
+        // The gate decided the question is covered; the best hit's lead is
+        // then the best guess.
+        let found =
+            extract_answer("weather in Paris tomorrow", &[GIFT], Language::En, &Aliases::default())
+                .unwrap();
+        assert_eq!(found.coverage, 0.0);
+        assert!(found.text.starts_with("Gift cards are valid"));
+        assert!(extract_answer("anything", &[], Language::En, &Aliases::default()).is_none());
+    }
+
+    #[test]
+    fn a_question_about_one_case_selects_its_clause() {
+        let aliases = Aliases::from_texts([POLICY]);
+        let chosen = selected_clauses("How long to Germany?", &[TIMES], &aliases).unwrap();
+        assert_eq!(
+            chosen,
+            ["3-5 to EU zone 1 (AT, BE, DE, DK, FR, IE, LU, NL)", "1-2 to EU zone 1"]
+        );
+        let chosen = selected_clauses("express price for the UK", &[POLICY], &aliases).unwrap();
+        assert_eq!(chosen, ["United Kingdom: Standard €4.95, Express €9.95."]);
+        assert_eq!(selected_clauses("How long does delivery take?", &[TIMES], &aliases), None);
+    }
+
+    #[test]
+    fn abbreviations_do_not_end_sentences() {
+        assert_eq!(sentences("Pay by card, e.g. Visa. Then wait.").len(), 2);
+    }
+}

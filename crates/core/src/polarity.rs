@@ -1,0 +1,183 @@
+//! Yes/no flips: an answer that says "yes" where its passage says "no".
+//!
+//! The fact check compares numbers and names; it cannot see that "Yes, you
+//! can return earrings" contradicts "Earrings cannot be returned". This
+//! module compares the polarity of the two about the question's own words:
+//! a negation ("not", "can't", "不", "无法", from the language's rules file)
+//! within a few terms before a word the question uses makes that statement
+//! negative.
+//!
+//! # Key design decision
+//! The comparison only speaks when both sides are clear: the question is a
+//! yes/no question, the passage's sentence about it shares its words, and the
+//! answer either opens with yes/no or restates those words. Anything less
+//! clear is left alone, because a false alarm replaces a right answer.
+
+use std::collections::HashSet;
+
+use crate::answer_rules::{normalize, words, AnswerRules};
+use crate::Language;
+
+/// Terms a negation may stand before the word it negates ("cannot be
+/// returned": "be" is a stop word, so "cannot" and "returned" are two apart).
+const NEGATION_REACH: usize = 4;
+
+/// Whether `statement` denies what it says about `topic` terms: `Some(true)`
+/// for a negative statement, `Some(false)` for a positive one, `None` when it
+/// shares no term with the topic.
+pub fn negates(statement: &str, topic: &HashSet<String>, lang: Language) -> Option<bool> {
+    let rules = AnswerRules::of(lang);
+    // The clause sharing most of the question's words speaks for the
+    // statement: "we ship to Germany; we do not ship to Norway" is a yes
+    // about Germany.
+    let mut best: Option<(usize, bool)> = None;
+    // Commas stay: they often only list what the clause says something of
+    // ("earrings, underwear and swimwear cannot be returned").
+    let text = normalize(statement).replace(" but ", ".").replace("但是", "。");
+    for clause in text.split(['.', ';', '!', '?', '。', '；', '！', '？', '\n']) {
+        let tokens = polarity_tokens(clause, rules);
+        let mut shared = 0;
+        let mut negated = false;
+        for (i, token) in tokens.iter().enumerate() {
+            if let Token::Term(term) = token {
+                if topic.contains(term) {
+                    shared += 1;
+                    let start = i.saturating_sub(NEGATION_REACH);
+                    negated |= tokens[start..i].iter().any(|t| matches!(t, Token::Negation));
+                }
+            }
+        }
+        if shared > 0 && best.is_none_or(|(most, _)| shared > most) {
+            best = Some((shared, negated));
+        }
+    }
+    best.map(|(_, negated)| negated)
+}
+
+/// The polarity an answer gives a yes/no question: from its opening word
+/// when it has one, else from its statement about the question's terms.
+pub fn answer_polarity(answer: &str, topic: &HashSet<String>, lang: Language) -> Option<bool> {
+    let rules = AnswerRules::of(lang);
+    let text = normalize(answer);
+    let text = text.trim_start();
+    let opens = |words: &[String]| {
+        words.iter().any(|w| {
+            text.starts_with(w.as_str())
+                && text[w.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !c.is_alphanumeric() || !c.is_ascii())
+        })
+    };
+    // "不" alone opens a Chinese no; check the longer words first by listing no_words
+    // before yes_words ("不可以" must not read as "可以").
+    if opens(&rules.no_words) {
+        return Some(true);
+    }
+    if opens(&rules.yes_words) {
+        return Some(false);
+    }
+    negates(answer, topic, lang)
+}
+
+/// A statement read as topic terms and negations, in order.
+#[derive(Debug, PartialEq)]
+enum Token {
+    Term(String),
+    Negation,
+}
+
+fn polarity_tokens(text: &str, rules: &AnswerRules) -> Vec<Token> {
+    let text = normalize(text);
+    // Mark negations first (they are mostly stop words and would vanish),
+    // longest first so that "不可以" is one negation, not "不" + "可以".
+    let mut negations: Vec<&String> = rules.negations.iter().collect();
+    negations.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+    let mut marked = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    'outer: while !rest.is_empty() {
+        for negation in &negations {
+            if let Some(after) = rest.strip_prefix(negation.as_str()) {
+                let latin = negation.chars().all(|c| c.is_ascii());
+                let starts_word = marked.chars().last().is_none_or(|c| !c.is_alphanumeric());
+                let ends_word = after.chars().next().is_none_or(|c| !c.is_alphanumeric());
+                if !latin || (starts_word && ends_word) {
+                    marked.push_str(" \u{1}NEG ");
+                    rest = after;
+                    continue 'outer;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap_or(' ');
+        marked.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    let mut tokens = Vec::new();
+    for piece in marked.split(" \u{1}NEG ").enumerate().flat_map(|(i, piece)| {
+        let mut out = Vec::new();
+        if i > 0 {
+            out.push(None);
+        }
+        out.push(Some(piece));
+        out
+    }) {
+        match piece {
+            None => tokens.push(Token::Negation),
+            Some(piece) => tokens.extend(words(piece).into_iter().map(Token::Term)),
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(question: &str) -> HashSet<String> {
+        words(question).into_iter().collect()
+    }
+
+    #[test]
+    fn english_negations_about_the_question() {
+        let t = topic("Can I return earrings?");
+        assert_eq!(
+            negates("Earrings cannot be returned for hygiene reasons.", &t, Language::En),
+            Some(true)
+        );
+        assert_eq!(
+            negates("You can return earrings within 30 days.", &t, Language::En),
+            Some(false)
+        );
+        assert_eq!(negates("Gift cards are valid for two years.", &t, Language::En), None);
+        assert_eq!(answer_polarity("Yes, you can.", &t, Language::En), Some(false));
+        assert_eq!(
+            answer_polarity("No, earrings can't be returned [1].", &t, Language::En),
+            Some(true)
+        );
+        assert_eq!(
+            answer_polarity(
+                "Earrings are not returnable [1].",
+                &topic("Are earrings returnable?"),
+                Language::En
+            ),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn chinese_negations_about_the_question() {
+        let t = topic("耳环可以退货吗？");
+        assert_eq!(negates("出于卫生原因，耳环不能退货。", &t, Language::Zh), Some(true));
+        assert_eq!(negates("耳环可以在 30 天内退货。", &t, Language::Zh), Some(false));
+        assert_eq!(answer_polarity("不可以，耳环不能退货。", &t, Language::Zh), Some(true));
+        assert_eq!(answer_polarity("可以，30 天内退货。", &t, Language::Zh), Some(false));
+    }
+
+    #[test]
+    fn a_negation_far_from_the_topic_does_not_count() {
+        let t = topic("Do you ship to Germany?");
+        let text =
+            "We ship to Germany in 3-5 days; we do not ship to Switzerland, Norway or Canada.";
+        assert_eq!(negates(text, &t, Language::En), Some(false));
+    }
+}

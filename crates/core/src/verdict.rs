@@ -1,0 +1,255 @@
+//! The verdict on a model's answer: may it stand, and if not, what replaces
+//! it. One function for the pipeline and for `shopchat eval check`, so that
+//! the check's measured precision and recall are those of what shoppers get.
+//!
+//! In order: an "I don't know" in any wording is a refusal; then every fact
+//! must be in the passages ([`crate::check`]); then the answer must be fit to
+//! show ([`crate::degenerate`]); then it must not flip the passage's yes/no
+//! ([`crate::polarity`]), take a number from another row than the one asked
+//! about, or cite a passage that does not hold its facts.
+
+use std::collections::HashSet;
+
+use crate::answer_rules::{words, AnswerRules};
+use crate::check::{check_answer, fact_kinds, AllowedFacts, CheckOutcome, FactKind};
+use crate::degenerate::{degenerate, AnswerContext, Degenerate};
+use crate::extract::{extract_titled_answer, selected_clauses, Aliases, Extract};
+use crate::polarity::{answer_polarity, negates};
+use crate::Language;
+
+/// What an answer was written from.
+pub struct AnswerInput<'a> {
+    pub question: &'a str,
+    pub lang: Language,
+    pub passages: &'a [&'a str],
+    /// The passages' titles (an FAQ entry's question), if known.
+    pub titles: &'a [&'a str],
+    pub allowed: &'a AllowedFacts,
+    pub aliases: &'a Aliases,
+}
+
+/// The decision on one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The model said it cannot answer.
+    Refusal,
+    /// The answer stands (`check.passed`) or must be replaced; `extract` is
+    /// the sentence to quote instead, when one answers the question.
+    Checked { check: CheckOutcome, extract: Option<Extract> },
+}
+
+/// Judges `answer`; `finished` is false for an answer the shopper stopped,
+/// which is checked for facts only (half a sentence is no loop or echo).
+pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
+    let rules = AnswerRules::of(input.lang);
+    let answer = answer.trim();
+    if answer.is_empty() || rules.is_refusal(answer) {
+        return Verdict::Refusal;
+    }
+    let extract = extract_titled_answer(
+        input.question,
+        input.passages,
+        input.titles,
+        input.lang,
+        input.aliases,
+    );
+    let check = facts_check(answer, input.passages, input);
+    if !check.passed || !finished {
+        return Verdict::Checked { check, extract };
+    }
+    let context = AnswerContext {
+        question: input.question,
+        lang: input.lang,
+        passages: input.passages,
+        best_unit: extract.as_ref().map(|e| e.text.as_str()),
+    };
+    let unfit = degenerate(answer, &context)
+        .or_else(|| flipped(answer, input, extract.as_ref()))
+        .or_else(|| wrong_row(answer, input))
+        .or_else(|| miscited(answer, input));
+    Verdict::Checked { check: check.with_degenerate(unfit), extract }
+}
+
+/// The fact check against `passages`, where a name the shop's texts give
+/// another name for ("Germany" for "DE") counts as held.
+fn facts_check(answer: &str, passages: &[&str], input: &AnswerInput<'_>) -> CheckOutcome {
+    let mut check = check_answer(answer, passages, input.allowed);
+    check.unsupported.retain(|fact| {
+        fact.kind != FactKind::Name || !input.aliases.known_by_another_name(&fact.text, passages)
+    });
+    check.passed = check.unsupported.is_empty();
+    check
+}
+
+/// A yes/no answer whose polarity is the opposite of the sentence that
+/// answers the question.
+fn flipped(answer: &str, input: &AnswerInput<'_>, extract: Option<&Extract>) -> Option<Degenerate> {
+    let rules = AnswerRules::of(input.lang);
+    if !rules.is_yes_no_question(input.question) {
+        return None;
+    }
+    let extract = extract?;
+    let topic: HashSet<String> = words(input.question).into_iter().collect();
+    let passage_says_no = negates(&extract.text, &topic, input.lang)?;
+    let answer_says_no = answer_polarity(answer, &topic, input.lang)?;
+    (passage_says_no != answer_says_no).then_some(Degenerate::Contradicts)
+}
+
+/// An answer about one case (a zone, a plan) stating a duration or amount
+/// that the passages give only for another case.
+fn wrong_row(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
+    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    if !fact_kinds(answer).iter().any(|k| quantities.contains(k)) {
+        return None;
+    }
+    let selected = selected_clauses(input.question, input.passages, input.aliases)?;
+    let texts: Vec<&str> = selected.iter().map(String::as_str).collect();
+    let local = check_answer(answer, &texts, input.allowed);
+    // A quantity the chosen clauses lack but another case has: the wrong row.
+    // The clause may leave the unit to its list ("3-5 to EU zone 1"), so
+    // the figures alone are compared with it.
+    let foreign = local.unsupported.iter().any(|fact| {
+        let figures = figures_of(&fact.text);
+        quantities.contains(&fact.kind)
+            && !figures.is_empty()
+            && !check_answer(&figures, &texts, input.allowed).passed
+            && check_answer(&fact.text, input.passages, input.allowed).passed
+    });
+    foreign.then_some(Degenerate::WrongRow)
+}
+
+/// "3-5" of "3-5 business days", "9.95" of "€9.95".
+fn figures_of(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .map(|c| if c.is_ascii_digit() || matches!(c, '.' | '-' | ',') { c } else { ' ' })
+        .collect();
+    kept.split_whitespace()
+        .filter(|piece| piece.chars().any(|c| c.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An answer whose citations all point at passages that do not hold its
+/// facts, while another passage does.
+fn miscited(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
+    let cited = crate::prompt::cited_passages(answer, input.passages.len());
+    if cited.is_empty() || fact_kinds(answer).is_empty() {
+        return None;
+    }
+    let texts: Vec<&str> = cited.iter().map(|&n| input.passages[n - 1]).collect();
+    (!facts_check(answer, &texts, input).passed).then_some(Degenerate::WrongCitation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMES: &str = "After dispatch, standard delivery takes 2-3 business days to the UK, 3-5 to EU zone 1 (AT, BE, DE, FR), 4-7 to the rest of the EU and 5-8 to the US.";
+    const RETURNS: &str =
+        "Earrings, underwear and swimwear cannot be returned for hygiene reasons.";
+    const COSTS: &str = "| Zone | Standard | Express |\n|---|---|---|\n| United Kingdom | €4.95 | €9.95 |\n| EU zone 2 | €8.95 | €19.95 |";
+
+    fn judged(question: &str, answer: &str, passages: &[&str]) -> Verdict {
+        let allowed = AllowedFacts::new();
+        let aliases = Aliases::from_texts(["Germany (DE)"]);
+        let lang = Language::detect(question);
+        judge(
+            answer,
+            &AnswerInput {
+                question,
+                lang,
+                passages,
+                titles: &[],
+                allowed: &allowed,
+                aliases: &aliases,
+            },
+            true,
+        )
+    }
+
+    fn passed(verdict: &Verdict) -> bool {
+        let ok = matches!(verdict, Verdict::Checked { check, .. } if check.passed);
+        if !ok {
+            eprintln!("{verdict:?}");
+        }
+        ok
+    }
+
+    #[test]
+    fn right_answers_stand() {
+        assert!(passed(&judged(
+            "How long does delivery to Germany take?",
+            "Delivery to Germany takes 3-5 business days [1].",
+            &[TIMES]
+        )));
+        assert!(passed(&judged(
+            "How long does UK delivery take?",
+            "Standard delivery to the UK takes 2-3 days [1].",
+            &[TIMES]
+        )));
+        assert!(passed(&judged(
+            "Can I return earrings?",
+            "No, earrings cannot be returned for hygiene reasons [1].",
+            &[RETURNS]
+        )));
+        assert!(passed(&judged(
+            "How much is express to the UK?",
+            "Express delivery to the UK costs €9.95 [1].",
+            &[COSTS]
+        )));
+    }
+
+    #[test]
+    fn wrong_answers_are_caught() {
+        let check = |v: Verdict| match v {
+            Verdict::Checked { check, .. } => check.degenerate,
+            Verdict::Refusal => None,
+        };
+        assert_eq!(
+            check(judged(
+                "Can I return earrings?",
+                "Yes, you can return earrings [1].",
+                &[RETURNS]
+            )),
+            Some(Degenerate::Contradicts)
+        );
+        assert_eq!(
+            check(judged(
+                "How long does delivery to Germany take?",
+                "Delivery to Germany takes 5-8 business days [1].",
+                &[TIMES]
+            )),
+            Some(Degenerate::WrongRow)
+        );
+        assert_eq!(
+            check(judged(
+                "How much is express to the UK?",
+                "Express to the UK costs €8.95 [1].",
+                &[COSTS]
+            )),
+            Some(Degenerate::WrongRow)
+        );
+        assert_eq!(
+            check(judged(
+                "How long does delivery to Germany take?",
+                "Delivery to Germany takes 3-5 business days [2].",
+                &[RETURNS, TIMES,]
+            )),
+            None,
+            "cites the right one"
+        );
+        assert_eq!(
+            check(judged(
+                "How long does delivery to Germany take?",
+                "Delivery to Germany takes 3-5 business days [1].",
+                &[RETURNS, TIMES]
+            )),
+            Some(Degenerate::WrongCitation)
+        );
+        assert_eq!(
+            judged("Do you sell hats?", "I'm not sure, sorry.", &[RETURNS]),
+            Verdict::Refusal
+        );
+    }
+}
