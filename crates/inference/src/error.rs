@@ -32,7 +32,7 @@ pub enum Error {
     #[error("could not fetch model `{name}`: {reasons}")]
     Fetch { name: String, reasons: String },
 
-    #[error("{path} is not a usable GGUF model: {reason}")]
+    #[error("{path} is not a usable model file: {reason}")]
     BadModelFile { path: PathBuf, reason: String },
 
     #[error("tokenizer: {0}")]

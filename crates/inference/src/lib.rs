@@ -12,7 +12,8 @@
 //!   untrusted text become control tokens; token bytes back to UTF-8.
 //! - [`generate`]: sampling and one generation's step-by-step state.
 //! - [`worker`]: the single owner of a loaded model, fed by a bounded queue.
-//! - [`embedding`]: sentence vectors for retrieval (BERT).
+//! - [`embedding`]: sentence vectors for retrieval (BERT, MiniLM); [`e5`]:
+//!   multilingual-e5-small (English and Chinese) from its 4-bit container.
 //! - [`bench`]: the figures `shopchat bench` prints.
 //!
 //! # Key design decision
@@ -23,6 +24,7 @@
 //! the model and no `&mut` shared across an `.await`.
 
 pub mod bench;
+pub mod e5;
 pub mod embedding;
 mod error;
 pub mod generate;
@@ -34,7 +36,8 @@ pub mod template;
 pub mod tokenizer;
 pub mod worker;
 
-pub use embedding::SentenceEmbedder;
+pub use e5::E5Embedder;
+pub use embedding::{load_sentence_embedder, SentenceEmbedder};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, SamplingConfig};
 pub use language_model::{FittedPrompt, LanguageModel, LoadConfig};

@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn embedded_manifest_parses_and_pins_every_file() {
         let registry = ModelRegistry::open("/nonexistent").unwrap();
-        for name in ["smollm2-135m", "qwen2.5-coder-0.5b", "minilm-l6"] {
+        for name in ["smollm2-135m", "qwen2.5-coder-0.5b", "minilm-l6", "multilingual-e5-small"] {
             let entry = registry.entry(name).unwrap();
             for file in &entry.files {
                 assert_eq!(file.sha256.len(), 64, "{name}/{}", file.path);

@@ -10,8 +10,8 @@ use shopchat_core::prompt::PromptTemplate;
 use shopchat_core::shop::{Date, OrderData, ShopProfile};
 use shopchat_core::{Language, TextEmbedder};
 use shopchat_inference::{
-    spawn_worker, GenerationRequest, LanguageModel, LoadConfig, ModelRegistry, Prompt,
-    SamplingConfig, SentenceEmbedder, WorkerConfig,
+    load_sentence_embedder, spawn_worker, GenerationRequest, LanguageModel, LoadConfig,
+    ModelRegistry, Prompt, SamplingConfig, WorkerConfig,
 };
 use shopchat_retrieval::{build_index, GateConfig, IndexHandle, KnowledgeBase};
 
@@ -33,7 +33,8 @@ pub struct AssistantConfig {
     /// A model for the languages the chat model cannot write (Chinese),
     /// used only when installed.
     pub extra_model: Option<String>,
-    /// The sentence embedder for hybrid search, used only when installed.
+    /// The sentence embedder for hybrid search (`minilm-l6`,
+    /// `multilingual-e5-small`), used only when installed.
     pub embedding_model: Option<String>,
     /// A prompt template file; `None` is `prompts/default.toml`, built in.
     pub prompt_file: Option<PathBuf>,
@@ -256,8 +257,9 @@ fn regex_escape(c: char) -> String {
     }
 }
 
-/// The sentence embedder `name`, or `None` (with a warning) when it is not
-/// installed: retrieval then runs on BM25 alone.
+/// The sentence embedder `name` (`minilm-l6`, `multilingual-e5-small`), or
+/// `None` (with a warning) when it is not installed: retrieval then runs on
+/// BM25 alone.
 pub fn load_embedder(
     registry: &ModelRegistry,
     name: &str,
@@ -271,12 +273,10 @@ pub fn load_embedder(
     };
     let entry = registry.entry(name)?;
     let weights_sha = entry.files.first().map(|f| &f.sha256[..12]).unwrap_or("unknown");
-    let mut embedder = SentenceEmbedder::load(&dir, &format!("{name}@{weights_sha}"))?;
-    if !entry.languages.is_empty() {
-        let languages = entry.languages.iter().filter_map(|tag| Language::from_tag(tag)).collect();
-        embedder = embedder.with_languages(languages);
-    }
-    Ok(Some(Arc::new(embedder)))
+    // The files say which kind it is (MiniLM's safetensors, E5's container).
+    let languages = entry.languages.iter().filter_map(|tag| Language::from_tag(tag)).collect();
+    let embedder = load_sentence_embedder(&dir, &format!("{name}@{weights_sha}"), languages)?;
+    Ok(Some(embedder))
 }
 
 fn load_chat_model(

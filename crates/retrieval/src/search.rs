@@ -405,7 +405,7 @@ impl Generation {
         let Some(vectors) = self.vectors.as_ref().filter(|v| v.embedder.supports(lang)) else {
             return Vec::new();
         };
-        let query = match vectors.embedder.embed(&[text]) {
+        let query = match vectors.embedder.embed_queries(&[text]) {
             Ok(mut embedded) if embedded.len() == 1 => embedded.remove(0),
             Ok(embedded) => {
                 tracing::warn!(

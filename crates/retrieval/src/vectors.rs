@@ -47,7 +47,7 @@ impl VectorFile {
             let texts: Vec<String> =
                 batch.iter().map(|p| format!("{}\n{}", p.title, p.text)).collect();
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let embedded = embedder.embed(&texts)?;
+            let embedded = embedder.embed_passages(&texts)?;
             if embedded.len() != texts.len() {
                 let reason = format!("{} vectors for {} texts", embedded.len(), texts.len());
                 return Err(Error::BadEmbedding(reason));
