@@ -39,12 +39,15 @@ struct RulesFile {
     no_words: Vec<String>,
     yes_no_question: String,
     refusal: Vec<String>,
+    preamble: Vec<String>,
     meta: Vec<String>,
     asks_duration: String,
     asks_amount: String,
     asks_time: String,
     #[serde(default)]
     aliases: Vec<Vec<String>>,
+    #[serde(default)]
+    any_case_codes: Vec<String>,
 }
 
 /// The compiled rules of one language.
@@ -57,12 +60,15 @@ pub struct AnswerRules {
     pub no_words: Vec<String>,
     pub yes_no_question: Regex,
     pub refusal: Vec<Regex>,
+    pub preamble: Vec<Regex>,
     pub meta: Vec<Regex>,
     pub asks_duration: Regex,
     pub asks_amount: Regex,
     pub asks_time: Regex,
     /// Groups of names that stand for each other ("uk", "united kingdom").
     pub aliases: Vec<Vec<String>>,
+    /// Short codes that name a place however they are written ("uk").
+    pub any_case_codes: Vec<String>,
 }
 
 const EN: &str = include_str!("../rules/answer.en.toml");
@@ -112,11 +118,13 @@ impl AnswerRules {
             no_words: lower(file.no_words),
             yes_no_question: compile(&file.yes_no_question)?,
             refusal: compile_all(&file.refusal)?,
+            preamble: compile_all(&file.preamble)?,
             meta: compile_all(&file.meta)?,
             asks_duration: compile(&file.asks_duration)?,
             asks_amount: compile(&file.asks_amount)?,
             asks_time: compile(&file.asks_time)?,
             aliases: file.aliases,
+            any_case_codes: lower(file.any_case_codes),
         })
     }
 
@@ -124,6 +132,32 @@ impl AnswerRules {
     pub fn is_refusal(&self, text: &str) -> bool {
         let text = normalize(text);
         self.refusal.iter().any(|p| p.is_match(&text))
+    }
+
+    /// `text` without an opening such as "The answer to the question is:",
+    /// its first letter capitalized again.
+    pub fn without_preamble(&self, text: &str) -> String {
+        let mut rest = text.trim();
+        loop {
+            // Lower case only (no folding), so that byte offsets hold; the
+            // patterns accept full-width punctuation themselves.
+            let folded = rest.to_lowercase();
+            if folded.len() != rest.len() {
+                return rest.to_owned();
+            }
+            let cut = self.preamble.iter().find_map(|p| p.find(&folded).map(|m| m.end()));
+            match cut {
+                Some(end) if end > 0 && rest.is_char_boundary(end) => {
+                    rest = rest[end..].trim_start()
+                }
+                _ => break,
+            }
+        }
+        let mut chars = rest.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        }
     }
 
     /// The first meta-talk pattern `text` matches, as written.
@@ -291,9 +325,17 @@ mod tests {
         assert!(en.is_refusal("The passages do not mention gift wrapping."));
         assert!(!en.is_refusal("Delivery to Germany takes 3-5 business days [1]."));
         assert!(en.meta_talk("The passage provides a detailed explanation").is_some());
+        assert_eq!(
+            en.without_preamble("The answer to the question is: no, not for US addresses."),
+            "No, not for US addresses."
+        );
+        let zh = AnswerRules::of(Language::Zh);
+        assert_eq!(
+            zh.without_preamble("根据[1]，礼品卡有效期为 24 个月。"),
+            "礼品卡有效期为 24 个月。"
+        );
         assert!(en.meta_talk("I'm just a customer service assistant.").is_some());
         assert!(en.meta_talk("Yes, express delivery arrives the next business day [1].").is_none());
-        let zh = AnswerRules::of(Language::Zh);
         assert!(zh.is_refusal("抱歉，我不知道。"));
         assert!(zh.meta_talk("根据段落[1]，退款需要14天。").is_some());
         assert!(zh.is_yes_no_question("礼品卡会过期吗？"));

@@ -310,6 +310,26 @@ impl Support {
         if self.facts.contains(fact) {
             return true;
         }
+        // The same span in another unit: "one hour" for "60 minutes".
+        if let Fact::Duration { low, high, unit } = fact {
+            let same_span = self.facts.iter().any(|f| match f {
+                Fact::Duration { low: l, high: h, unit: u } if u != unit => {
+                    match (
+                        in_minutes(*low, *unit),
+                        in_minutes(*l, *u),
+                        in_minutes(*high, *unit),
+                        in_minutes(*h, *u),
+                    ) {
+                        (Some(a), Some(b), Some(c), Some(d)) => a == b && c == d,
+                        _ => false,
+                    }
+                }
+                _ => false,
+            });
+            if same_span {
+                return true;
+            }
+        }
         match fact {
             Fact::Number(v) => self.values.contains(v),
             // A bare price in the data is in the shop's currency.
@@ -372,6 +392,19 @@ impl Support {
             _ => false,
         }
     }
+}
+
+/// A duration in minutes, for units of a fixed length (not business days
+/// or months, whose length varies).
+fn in_minutes(value: Value, unit: Unit) -> Option<i64> {
+    let minutes = match unit {
+        Unit::Minute => 1,
+        Unit::Hour => 60,
+        Unit::Day => 24 * 60,
+        Unit::Week => 7 * 24 * 60,
+        _ => return None,
+    };
+    Some(value * minutes)
 }
 
 /// The same number in national and international form: one digit string

@@ -98,13 +98,23 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
     if !opens_yes_no && new_terms * 5 <= content.len() && answer_kinds.is_subset(&question_kinds) {
         return Some(Degenerate::EchoesQuestion);
     }
-    if let Some(best) = context.best_unit {
+    // A yes/no question may be answered without a figure ("No, we don't
+    // charge for returns"); only a question asking for one needs it.
+    let yes_no = rules.is_yes_no_question(context.question);
+    if let Some(best) = context.best_unit.filter(|_| !yes_no) {
         let question = normalize(context.question);
         let best_kinds = fact_kinds(best);
+        // Any figure will do: "before 15:00" answers "how soon does it ship".
+        let has_figure = answer_kinds.iter().any(|k| {
+            !matches!(
+                k,
+                FactKind::Email | FactKind::Url | FactKind::Phone | FactKind::Code | FactKind::Name
+            )
+        });
         let asks = |pattern: &regex::Regex, kinds: &[FactKind]| {
             pattern.is_match(&question)
                 && kinds.iter().any(|k| best_kinds.contains(k))
-                && !kinds.iter().any(|k| answer_kinds.contains(k))
+                && !has_figure
         };
         let durations = [FactKind::Duration, FactKind::Range];
         let amounts = [FactKind::Amount, FactKind::Percent];

@@ -74,6 +74,11 @@ impl Default for Aliases {
 
 static ALIAS_EN: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\b([A-Z][a-z]+(?: [A-Z][a-z]+){0,2}) \(([A-Z]{2,3})\)"));
+/// "EU zone 1: Austria (AT), Belgium (BE), Germany (DE)": a label and its
+/// members, one line of a list.
+static MEMBERS: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"(?m)^\s*(?:[-*+]\s*)?(?:\*\*)?([^:：*\n]{2,40}?)(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+)$")
+});
 static ALIAS_ZH: LazyLock<Regex> = LazyLock::new(|| regex(r"(\p{Han}{2,6})[（(]([A-Z]{2,3})[）)]"));
 
 impl Aliases {
@@ -86,6 +91,21 @@ impl Aliases {
                     aliases.add_group(vec![normalize(&caps[1]), normalize(&caps[2])]);
                 }
             }
+            // A member of a listed group is asked about as the group too: a
+            // question about Germany is about "EU zone 1" where the list
+            // says Germany is in it.
+            for line in MEMBERS.captures_iter(text) {
+                let label = normalize(line[1].trim());
+                for pattern in [&*ALIAS_EN, &*ALIAS_ZH] {
+                    for caps in pattern.captures_iter(&line[2]) {
+                        aliases.add_group(vec![
+                            normalize(&caps[1]),
+                            normalize(&caps[2]),
+                            label.clone(),
+                        ]);
+                    }
+                }
+            }
         }
         aliases
     }
@@ -95,7 +115,14 @@ impl Aliases {
         if self.groups.contains(&group) {
             return;
         }
-        let lasts: Vec<String> = group.iter().filter_map(|name| words(name).pop()).collect();
+        // A name's last word stands for it in word matching; a number
+        // ("EU zone 1") would match every figure, so such names match only
+        // as whole phrases.
+        let lasts: Vec<String> = group
+            .iter()
+            .filter_map(|name| words(name).pop())
+            .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
+            .collect();
         for a in &lasts {
             for b in lasts.iter().filter(|b| *b != a) {
                 let list = self.equal.entry(a.clone()).or_default();
@@ -119,7 +146,6 @@ impl Aliases {
     /// answer may write "Germany" where the passage lists "DE".
     pub fn known_by_another_name(&self, name: &str, texts: &[&str]) -> bool {
         let name = normalize(name);
-        let texts: Vec<String> = texts.iter().map(|t| normalize(t)).collect();
         self.groups.iter().filter(|group| group.contains(&name)).any(|group| {
             group.iter().any(|other| *other != name && texts.iter().any(|t| mentions(t, other)))
         })
@@ -127,24 +153,32 @@ impl Aliases {
 
     /// The groups `text` names (by any of their names).
     fn named_in(&self, text: &str) -> Vec<&[String]> {
-        let text = normalize(text);
         self.groups
             .iter()
-            .filter(|group| group.iter().any(|name| mentions(&text, name)))
+            .filter(|group| group.iter().any(|name| mentions(text, name)))
             .map(Vec::as_slice)
             .collect()
     }
 }
 
-/// Whether lower-cased `text` mentions `name` as a whole word (Latin) or
-/// anywhere (Chinese).
+/// Whether `text` mentions `name` as a whole word (Latin) or anywhere
+/// (Chinese). A code of three letters or fewer counts only in capitals
+/// ("DE", "IT", "MY"), so that the words "it", "my" and "no" name no
+/// country; the rules file lists the few codes shoppers type in any case.
 fn mentions(text: &str, name: &str) -> bool {
     if name.chars().any(crate::language::is_cjk) {
         return text.contains(name);
     }
-    text.match_indices(name).any(|(i, _)| {
-        let before = text[..i].chars().last();
-        let after = text[i + name.len()..].chars().next();
+    let is_code = name.len() <= 3 && name.chars().all(|c| c.is_ascii_alphabetic());
+    let any_case = AnswerRules::of(Language::En).any_case_codes.iter().any(|c| c == name);
+    let (haystack, needle) = if is_code && !any_case {
+        (text.to_owned(), name.to_uppercase())
+    } else {
+        (normalize(text), name.to_owned())
+    };
+    haystack.match_indices(needle.as_str()).any(|(i, _)| {
+        let before = haystack[..i].chars().last();
+        let after = haystack[i + needle.len()..].chars().next();
         before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
     })
 }
@@ -301,6 +335,21 @@ pub fn extract_titled_answer(
     Some(Extract { passage: unit.passage, text, coverage: best.coverage })
 }
 
+/// The unit holding the largest share of the question's terms, whatever
+/// its passage's rank, with that share: the sentence a yes/no answer is
+/// compared with.
+pub fn most_covering_unit(
+    question: &str,
+    passages: &[&str],
+    lang: Language,
+    aliases: &Aliases,
+) -> Option<(Unit, f32)> {
+    let all = units(passages);
+    let ranked = rank_units(question, &all, &[], lang, aliases);
+    let best = ranked.into_iter().max_by(|a, b| a.coverage.total_cmp(&b.coverage))?;
+    Some((all[best.unit].clone(), best.coverage))
+}
+
 /// What a question asks about: a word, or a name of an alias group ("the
 /// United States" is one thing asked about, not "united" and "states").
 enum Asked<'a> {
@@ -327,7 +376,7 @@ fn narrowed(question: &str, unit: &Unit, aliases: &Aliases) -> Option<String> {
     if unit.table_row {
         return None;
     }
-    let parts = clauses(&unit.text);
+    let parts = clauses_of(&unit.text);
     let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
     let has_quantity = |text: &str| fact_kinds(text).iter().any(|k| quantities.contains(k));
     let cases: Vec<usize> = (0..parts.len()).filter(|&i| has_quantity(&parts[i])).collect();
@@ -406,10 +455,10 @@ fn rank_units(
     let rules = AnswerRules::of(lang);
     let title_terms: Vec<HashSet<String>> =
         titles.iter().map(|t| words(t).into_iter().collect()).collect();
-    let title_texts: Vec<String> = titles.iter().map(|t| normalize(t)).collect();
+    let title_texts: Vec<String> = titles.iter().map(|t| (*t).to_owned()).collect();
     let unit_terms: Vec<HashSet<String>> =
         units.iter().map(|u| words(&u.text).into_iter().collect()).collect();
-    let unit_texts: Vec<String> = units.iter().map(|u| normalize(&u.text)).collect();
+    let unit_texts: Vec<String> = units.iter().map(|u| u.text.clone()).collect();
     let named = aliases.named_in(question);
     // Words of a name asked about count once, through the name.
     let name_words: HashSet<String> =
@@ -495,52 +544,97 @@ pub fn selected_clauses(
     passages: &[&str],
     aliases: &Aliases,
 ) -> Option<Vec<String>> {
-    let named = aliases.named_in(question);
-    if named.is_empty() {
+    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    // Clauses with a quantity, each with the index of the one before it in
+    // its sentence (a clause that names no case of its own continues it:
+    // "UK delivery costs £3.50 and takes 2-4 days").
+    let mut clauses: Vec<String> = Vec::new();
+    let mut previous: Vec<Option<usize>> = Vec::new();
+    for unit in units(passages) {
+        let parts = if unit.table_row { vec![unit.text] } else { clauses_of(&unit.text) };
+        let mut last = None;
+        for part in parts {
+            if fact_kinds(&part).iter().any(|k| quantities.contains(k)) {
+                previous.push(last);
+                last = Some(clauses.len());
+                clauses.push(part);
+            }
+        }
+    }
+    if clauses.len() < 2 {
         return None;
     }
-    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
-    let clauses: Vec<String> = units(passages)
-        .into_iter()
-        .flat_map(|unit| if unit.table_row { vec![unit.text] } else { clauses(&unit.text) })
-        .filter(|clause| fact_kinds(clause).iter().any(|k| quantities.contains(k)))
-        .collect();
-    let names_the_case = |clause: &String| {
-        let text = normalize(clause);
-        named.iter().any(|group| group.iter().any(|name| mentions(&text, name)))
-    };
-    // A later list may name the case by its label only ("1-2 to EU zone 1"
-    // after "3-5 to EU zone 1 (AT, BE, DE)"): a clause sharing two terms
-    // with a chosen one, terms that not every clause has, is about it too.
+    let texts: Vec<String> = clauses.clone();
     let terms: Vec<HashSet<String>> =
         clauses.iter().map(|c| words(c).into_iter().collect()).collect();
-    let everywhere: HashSet<&String> = terms
-        .first()
-        .map(|first| {
-            first.iter().filter(|t| terms.iter().all(|other| other.contains(*t))).collect()
+    // What the question names: alias groups, and its own words. A name or
+    // word some clauses hold and others don't picks a case.
+    let named = aliases.named_in(question);
+    let name_words: HashSet<String> =
+        named.iter().flat_map(|group| group.iter().flat_map(|name| words(name))).collect();
+    let mut asked: Vec<Asked<'_>> = named.iter().map(|group| Asked::Names(group)).collect();
+    for term in words(question) {
+        if !name_words.contains(&term) && !term.chars().all(|c| c.is_ascii_digit()) {
+            asked.push(Asked::Term(aliases.expand(&term)));
+        }
+    }
+    // Words before a clause's first figure say what the list is about
+    // ("standard delivery takes 2-3 days to the UK"): they are shared by
+    // every case, even when later clauses leave them out.
+    let heads: Vec<HashSet<String>> = clauses
+        .iter()
+        .map(|c| {
+            let cut = c.find(|ch: char| ch.is_ascii_digit()).unwrap_or(c.len());
+            words(&c[..cut]).into_iter().collect()
         })
-        .unwrap_or_default();
-    let chosen: Vec<usize> = (0..clauses.len()).filter(|&i| names_the_case(&clauses[i])).collect();
-    let related = |i: usize| {
-        chosen.iter().any(|&j| {
-            terms[i]
-                .intersection(&terms[j])
-                .filter(|t| !everywhere.contains(t) && !t.chars().all(|c| c.is_ascii_digit()))
-                .count()
-                >= 2
-        })
-    };
-    let selected: Vec<String> = (0..clauses.len())
-        .filter(|&i| chosen.contains(&i) || related(i))
-        .map(|i| clauses[i].clone())
         .collect();
-    (!selected.is_empty() && selected.len() < clauses.len()).then_some(selected)
+    let selectors: Vec<&Asked<'_>> = asked
+        .iter()
+        .filter(|a| {
+            let df = (0..clauses.len()).filter(|&i| a.held_by(&terms[i], &texts[i])).count();
+            let in_a_head = (0..clauses.len()).any(|i| a.held_by(&heads[i], &texts[i][..0]));
+            df > 0 && df < clauses.len() && !in_a_head
+        })
+        .collect();
+    if selectors.is_empty() {
+        return None;
+    }
+    // Names (a country, a zone the shop's lists put it in) pick every clause
+    // that names them; plain words pick the clauses holding most of them.
+    let name_selectors: Vec<&&Asked<'_>> =
+        selectors.iter().filter(|a| matches!(a, Asked::Names(_))).collect();
+    let chosen: Vec<usize> = if name_selectors.is_empty() {
+        let matched: Vec<usize> = (0..clauses.len())
+            .map(|i| selectors.iter().filter(|a| a.held_by(&terms[i], &texts[i])).count())
+            .collect();
+        let most = *matched.iter().max()?;
+        (0..clauses.len()).filter(|&i| matched[i] == most).collect()
+    } else {
+        (0..clauses.len())
+            .filter(|&i| name_selectors.iter().any(|a| a.held_by(&terms[i], &texts[i])))
+            .collect()
+    };
+    let names_a_case = |i: usize| {
+        !aliases.named_in(&clauses[i]).is_empty()
+            || selectors.iter().any(|a| a.held_by(&terms[i], &texts[i]))
+    };
+    let mut picked: Vec<bool> = (0..clauses.len()).map(|i| chosen.contains(&i)).collect();
+    for i in 0..clauses.len() {
+        if let Some(before) = previous[i] {
+            if picked[before] && !names_a_case(i) {
+                picked[i] = true;
+            }
+        }
+    }
+    let selected: Vec<String> =
+        (0..clauses.len()).filter(|&i| picked[i]).map(|i| clauses[i].clone()).collect();
+    (selected.len() < clauses.len()).then_some(selected)
 }
 
 /// A sentence cut at commas, semicolons and "and" outside brackets: a list
 /// of cases ("2-3 days to the UK, 3-5 to EU zone 1 (AT, BE, DE) and 5-8 to
 /// the US") becomes one clause per case. Table rows stay whole.
-fn clauses(text: &str) -> Vec<String> {
+fn clauses_of(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut current = String::new();

@@ -42,8 +42,12 @@ pub fn negates(statement: &str, topic: &HashSet<String>, lang: Language) -> Opti
             if let Token::Term(term) = token {
                 if topic.contains(term) {
                     shared += 1;
+                    // Near the term, or anywhere before it in a clause that
+                    // opens with the denial ("we can't deliver to other
+                    // countries, including Switzerland").
                     let start = i.saturating_sub(NEGATION_REACH);
-                    negated |= tokens[start..i].iter().any(|t| matches!(t, Token::Negation));
+                    negated |= tokens[start..i].iter().any(|t| matches!(t, Token::Negation))
+                        || tokens[..i.min(4)].iter().any(|t| matches!(t, Token::Negation));
                 }
             }
         }
@@ -60,24 +64,27 @@ pub fn answer_polarity(answer: &str, topic: &HashSet<String>, lang: Language) ->
     let rules = AnswerRules::of(lang);
     let text = normalize(answer);
     let text = text.trim_start();
-    let opens = |words: &[String]| {
-        words.iter().any(|w| {
-            text.starts_with(w.as_str())
-                && text[w.len()..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| !c.is_alphanumeric() || !c.is_ascii())
-        })
-    };
-    // "不" alone opens a Chinese no; check the longer words first by listing no_words
-    // before yes_words ("不可以" must not read as "可以").
-    if opens(&rules.no_words) {
-        return Some(true);
+    // An opening "Yes," / "No." / "不可以，" stands apart from the statement
+    // that follows it. The statement decides when it speaks of the topic:
+    // "No, only one code can be used per order" states one code, and its "no"
+    // answers a question worded otherwise ("can I use two codes?").
+    let mut opening = None;
+    let mut body = text;
+    for (words, says_no) in [(&rules.no_words, true), (&rules.yes_words, false)] {
+        for word in words.iter() {
+            if let Some(rest) = text.strip_prefix(word.as_str()) {
+                if rest.starts_with([',', '.', '!', ';', '，', '。', '！', '；', '、']) {
+                    opening = Some(says_no);
+                    body = rest;
+                    break;
+                }
+            }
+        }
+        if opening.is_some() {
+            break;
+        }
     }
-    if opens(&rules.yes_words) {
-        return Some(false);
-    }
-    negates(answer, topic, lang)
+    negates(body, topic, lang).or(opening)
 }
 
 /// A statement read as topic terms and negations, in order.
@@ -150,6 +157,11 @@ mod tests {
         );
         assert_eq!(negates("Gift cards are valid for two years.", &t, Language::En), None);
         assert_eq!(answer_polarity("Yes, you can.", &t, Language::En), Some(false));
+        assert_eq!(answer_polarity("No.", &t, Language::En), Some(true));
+        assert_eq!(
+            answer_polarity("No, only earrings bought as a set can be returned.", &t, Language::En),
+            Some(false)
+        );
         assert_eq!(
             answer_polarity("No, earrings can't be returned [1].", &t, Language::En),
             Some(true)
@@ -171,6 +183,7 @@ mod tests {
         assert_eq!(negates("耳环可以在 30 天内退货。", &t, Language::Zh), Some(false));
         assert_eq!(answer_polarity("不可以，耳环不能退货。", &t, Language::Zh), Some(true));
         assert_eq!(answer_polarity("可以，30 天内退货。", &t, Language::Zh), Some(false));
+        assert_eq!(answer_polarity("不能退货，耳环属于例外。", &t, Language::Zh), Some(true));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::collections::HashSet;
 use crate::answer_rules::{words, AnswerRules};
 use crate::check::{check_answer, fact_kinds, AllowedFacts, CheckOutcome, FactKind};
 use crate::degenerate::{degenerate, AnswerContext, Degenerate};
-use crate::extract::{extract_titled_answer, selected_clauses, Aliases, Extract};
+use crate::extract::{
+    extract_titled_answer, most_covering_unit, selected_clauses, Aliases, Extract,
+};
 use crate::polarity::{answer_polarity, negates};
 use crate::Language;
 
@@ -28,21 +30,23 @@ pub struct AnswerInput<'a> {
     pub aliases: &'a Aliases,
 }
 
-/// The decision on one answer.
+/// The decision on one answer. `text` is the answer to show when it stands:
+/// the model's, without a preamble such as "The answer to the question is:".
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// The model said it cannot answer.
     Refusal,
     /// The answer stands (`check.passed`) or must be replaced; `extract` is
     /// the sentence to quote instead, when one answers the question.
-    Checked { check: CheckOutcome, extract: Option<Extract> },
+    Checked { check: CheckOutcome, extract: Option<Extract>, text: String },
 }
 
 /// Judges `answer`; `finished` is false for an answer the shopper stopped,
 /// which is checked for facts only (half a sentence is no loop or echo).
 pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     let rules = AnswerRules::of(input.lang);
-    let answer = answer.trim();
+    let repaired = rules.without_preamble(answer.trim());
+    let answer = repaired.as_str();
     if answer.is_empty() || rules.is_refusal(answer) {
         return Verdict::Refusal;
     }
@@ -55,7 +59,7 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     );
     let check = facts_check(answer, input.passages, input);
     if !check.passed || !finished {
-        return Verdict::Checked { check, extract };
+        return Verdict::Checked { check, extract, text: repaired };
     }
     let context = AnswerContext {
         question: input.question,
@@ -64,10 +68,10 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
         best_unit: extract.as_ref().map(|e| e.text.as_str()),
     };
     let unfit = degenerate(answer, &context)
-        .or_else(|| flipped(answer, input, extract.as_ref()))
+        .or_else(|| flipped(answer, input))
         .or_else(|| wrong_row(answer, input))
         .or_else(|| miscited(answer, input));
-    Verdict::Checked { check: check.with_degenerate(unfit), extract }
+    Verdict::Checked { check: check.with_degenerate(unfit), extract, text: repaired }
 }
 
 /// The fact check against `passages`, where a name the shop's texts give
@@ -83,16 +87,24 @@ fn facts_check(answer: &str, passages: &[&str], input: &AnswerInput<'_>) -> Chec
 
 /// A yes/no answer whose polarity is the opposite of the sentence that
 /// answers the question.
-fn flipped(answer: &str, input: &AnswerInput<'_>, extract: Option<&Extract>) -> Option<Degenerate> {
+fn flipped(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
     let rules = AnswerRules::of(input.lang);
     if !rules.is_yes_no_question(input.question) {
         return None;
     }
-    let extract = extract?;
+    // Compared only with a sentence that clearly is about the question.
+    let (unit, coverage) =
+        most_covering_unit(input.question, input.passages, input.lang, input.aliases)?;
+    if coverage < 0.5 {
+        return None;
+    }
     let topic: HashSet<String> = words(input.question).into_iter().collect();
-    let passage_says_no = negates(&extract.text, &topic, input.lang)?;
+    // Only a "yes" against a passage's "no": a passage often denies without
+    // a negation word ("mattresses are final sale"), so an answer's "no"
+    // against a passage read as "yes" is too often right to stop.
+    let passage_says_no = negates(&unit.text, &topic, input.lang)?;
     let answer_says_no = answer_polarity(answer, &topic, input.lang)?;
-    (passage_says_no != answer_says_no).then_some(Degenerate::Contradicts)
+    (passage_says_no && !answer_says_no).then_some(Degenerate::Contradicts)
 }
 
 /// An answer about one case (a zone, a plan) stating a duration or amount
