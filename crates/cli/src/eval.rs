@@ -28,6 +28,8 @@ pub enum EvalCommand {
     Run(crate::suite::RunArgs),
     /// Prints a reviewed conversation as a test case for a suite.
     FromTranscript(crate::suite::FromTranscriptArgs),
+    /// Precision and recall of the answer check on labelled answers.
+    Check(crate::eval_check::CheckArgs),
 }
 
 #[derive(Args)]
@@ -41,6 +43,13 @@ pub struct GateArgs {
     /// (both ways round), then print the rules fitted on all of them.
     #[arg(long)]
     calibrate: bool,
+    /// The shop whose rule (`gate.toml`) is scored; without one, the default.
+    #[arg(long, default_value = "faq")]
+    shop: PathBuf,
+    /// With --calibrate: write the rules fitted on all the questions to the
+    /// shop's `gate.toml`, where the server reads them.
+    #[arg(long, requires = "calibrate")]
+    write: bool,
     #[arg(long)]
     json: bool,
 }
@@ -81,6 +90,7 @@ pub fn run(registry: &ModelRegistry, command: EvalCommand) -> Result<()> {
         EvalCommand::Routing(args) => routing(registry, args),
         EvalCommand::Run(args) => crate::suite::run(registry.dir(), args),
         EvalCommand::FromTranscript(args) => crate::suite::from_transcript(args),
+        EvalCommand::Check(args) => crate::eval_check::check(args),
     }
 }
 
@@ -178,7 +188,13 @@ fn retrieval(registry: &ModelRegistry, args: RetrievalArgs) -> Result<()> {
 fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
     let index = IndexHandle::open(&args.data.data_dir, load_embedder(registry)?)?;
     let hybrid = index.current().is_hybrid();
-    let config = GateConfig::calibrated();
+    let gate_file = args.shop.join(shopchat_retrieval::gate::GATE_FILE);
+    let config = match std::fs::read_to_string(&gate_file) {
+        Ok(text) => GateConfig::from_toml(&text)
+            .with_context(|| format!("reading {}", gate_file.display()))?,
+        Err(_) => GateConfig::calibrated(),
+    };
+    let mut fitted = config.clone();
     let mut examples: Vec<(Language, GateSignals, bool)> = Vec::new();
     for (number, question) in read_jsonl(&args.questions)?.iter().enumerate() {
         let (Some(text), Some(lang), Some(in_scope)) =
@@ -227,9 +243,21 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
                 held_out.false_refused += counts.false_refused;
             }
             entry["held_out"] = counts_json(&held_out);
-            entry["fitted_on_all"] = serde_json::to_value(calibrate(&labelled))?;
+            let rule = calibrate(&labelled);
+            fitted.set_rule(lang, lang_hybrid, rule);
+            entry["fitted_on_all"] = serde_json::to_value(rule)?;
         }
         report.insert(lang.code().into(), entry);
+    }
+    if args.write {
+        let header = format!(
+            "The relevance gate's rule for this shop, fitted by\n  shopchat eval gate --calibrate --write --questions {}\non {} labelled questions. Rerun it after changing the knowledge base.",
+            args.questions.display(),
+            examples.len()
+        );
+        std::fs::write(&gate_file, fitted.to_toml(&header))
+            .with_context(|| format!("writing {}", gate_file.display()))?;
+        report.insert("written".into(), gate_file.display().to_string().into());
     }
     let report = serde_json::Value::Object(report);
     if args.json {

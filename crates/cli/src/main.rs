@@ -5,10 +5,12 @@
 
 mod bench_search;
 mod eval;
+mod eval_check;
 mod harness;
 mod knowledge;
 mod serve;
 mod suite;
+mod suite_score;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

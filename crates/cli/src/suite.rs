@@ -21,13 +21,39 @@ use shopchat_retrieval::VerifiedCustomer;
 use shopchat_store::{ConversationId, Role, SqliteStore, Store};
 
 use crate::harness::{outcome_name, run_turn, PipelineArgs, Session, TurnResult};
+use crate::suite_score::Tally;
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The shop folder the suite is written for, relative to the suite
+    /// file; without it, the run's `--shop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop: Option<PathBuf>,
+    /// Floors for the suite as a whole (see [`Floors`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<Floors>,
     pub cases: Vec<Case>,
+}
+
+/// What a suite as a whole must reach, besides every case passing. Shares
+/// rather than single cases, so that one answer worded differently on
+/// another CPU does not fail a run, while a prompt that makes the model
+/// useless still does.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Floors {
+    /// Of the knowledge questions (turns that expect a citation), the share
+    /// resolved: answered or replaced, citing the expected passage, with a
+    /// `contains` met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<f64>,
+    /// Of the turns marked `by_model`, the share the model's own answer
+    /// passed the check for (outcome `answered` from a model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_model: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -73,9 +99,10 @@ pub struct Expect {
     pub not_contains: Option<OneOrMany<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<Pattern>,
-    /// A passage id among the answer's sources.
+    /// A passage id among the answer's sources; with several, any of them
+    /// (for a fact two passages state, such as an FAQ and its policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cites: Option<String>,
+    pub cites: Option<OneOrMany<String>>,
     /// One of these outcomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<OneOrMany<Outcome>>,
@@ -85,6 +112,10 @@ pub struct Expect {
     pub max_ttft_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<usize>,
+    /// Counts toward the suite's `require.by_model` share: the model's own
+    /// answer is expected to stand here with a good prompt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_model: bool,
 }
 
 impl Expect {
@@ -97,6 +128,7 @@ impl Expect {
             && self.language.is_none()
             && self.max_ttft_ms.is_none()
             && self.max_tokens.is_none()
+            && !self.by_model
     }
 }
 
@@ -205,10 +237,10 @@ fn failed_assertions(expect: &Expect, result: &TurnResult) -> Vec<String> {
             failures.push(format!("does not match /{}/", regex.as_str()));
         }
     }
-    if let Some(id) = &expect.cites {
-        if !reply.sources.iter().any(|s| &s.id == id) {
+    if let Some(ids) = &expect.cites {
+        if !reply.sources.iter().any(|s| ids.items().contains(&s.id)) {
             let cited: Vec<&str> = reply.sources.iter().map(|s| s.id.as_str()).collect();
-            failures.push(format!("does not cite {id} (cites {cited:?})"));
+            failures.push(format!("does not cite {:?} (cites {cited:?})", ids.items()));
         }
     }
     if let Some(outcomes) = &expect.outcome {
@@ -295,8 +327,14 @@ struct RunSummary {
     failed: usize,
     mean_ttft_ms: Option<f64>,
     mean_total_ms: f64,
+    /// Per suite: answers by outcome, resolution and the model's own share.
+    suites: BTreeMap<String, Tally>,
     #[serde(skip)]
     cases: Vec<(String, String, Option<String>)>,
+    #[serde(skip)]
+    ttfts: Vec<f64>,
+    #[serde(skip)]
+    totals: Vec<f64>,
 }
 
 pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
@@ -321,27 +359,78 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
     let models =
         if args.models.is_empty() { vec!["smollm2-135m".to_owned()] } else { args.models.clone() };
     let runtime = tokio::runtime::Runtime::new()?;
+    // Suites written for another shop run on their own assistant and index.
+    let mut shops: Vec<(PathBuf, PathBuf, Vec<(PathBuf, Suite)>)> = Vec::new();
+    for (path, suite) in suites {
+        let (shop, data_dir) = match &suite.shop {
+            None => (args.shop.clone(), args.data_dir.clone()),
+            Some(shop) => {
+                let shop = path.parent().unwrap_or(Path::new(".")).join(shop);
+                let name =
+                    shop.file_name().map_or("shop".into(), |n| n.to_string_lossy().into_owned());
+                (shop, args.data_dir.join(format!("shop-{name}")))
+            }
+        };
+        match shops.iter_mut().find(|(s, _, _)| *s == shop) {
+            Some((_, _, group)) => group.push((path, suite)),
+            None => shops.push((shop, data_dir, vec![(path, suite)])),
+        }
+    }
 
     let mut runs = Vec::new();
     let mut failures = Vec::new();
     for model in &models {
         for prompt in &prompts {
-            let pipeline = PipelineArgs {
-                model: model.clone(),
-                extra_model: args.extra_model.clone(),
-                prompt: prompt.clone(),
-                shop: args.shop.clone(),
-                data_dir: args.data_dir.clone(),
+            let mut summary: Option<RunSummary> = None;
+            for (shop, data_dir, group) in &shops {
+                let pipeline = PipelineArgs {
+                    model: model.clone(),
+                    extra_model: args.extra_model.clone(),
+                    prompt: prompt.clone(),
+                    shop: shop.clone(),
+                    data_dir: data_dir.clone(),
+                };
+                let assistant = pipeline.load(models_dir)?;
+                let summary = summary.get_or_insert_with(|| RunSummary::new(&assistant));
+                run_all(&runtime, &assistant, group, args.json, summary, &mut failures)?;
+            }
+            if let Some(mut summary) = summary {
+                summary.finish();
+                runs.push(summary);
+            }
+        }
+    }
+    // Shares below a suite's floors fail the run like a failed case.
+    for run in &runs {
+        for (path, suite) in shops.iter().flat_map(|(_, _, group)| group) {
+            let name = suite_name(path, suite);
+            let (Some(floors), Some(tally)) = (&suite.require, run.suites.get(&name)) else {
+                continue;
             };
-            let assistant = pipeline.load(models_dir)?;
-            let (summary, run_failures) = run_all(&runtime, &assistant, &suites, args.json)?;
-            runs.push(summary);
-            failures.extend(run_failures);
+            let failed = tally.below(floors);
+            if !failed.is_empty() {
+                failures.push(Failure {
+                    suite: name.clone(),
+                    case: "(suite floors)".into(),
+                    prompt: run.prompt.clone(),
+                    model: run.model.clone(),
+                    turn: 0,
+                    said: String::new(),
+                    answer: String::new(),
+                    failed,
+                });
+            }
+        }
+    }
+    let floor_failures = failures.iter().filter(|f| f.turn == 0).count();
+    for failure in failures.iter().filter(|f| f.turn == 0) {
+        if !args.json {
+            println!("  ✗ {} — {}: {}", failure.suite, failure.prompt, failure.failed.join("; "));
         }
     }
 
-    let total: usize = runs.iter().map(|r| r.total).sum();
-    let failed: usize = runs.iter().map(|r| r.failed).sum();
+    let total: usize = runs.iter().map(|r| r.total).sum::<usize>() + floor_failures;
+    let failed: usize = runs.iter().map(|r| r.failed).sum::<usize>() + floor_failures;
     if let Some(path) = &args.junit {
         std::fs::write(path, junit(&runs, &failures))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -382,31 +471,57 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+impl RunSummary {
+    fn new(assistant: &Assistant) -> Self {
+        let prompt = assistant.prompt().id();
+        let model =
+            assistant.models().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join("+");
+        RunSummary {
+            prompt,
+            model,
+            total: 0,
+            passed: 0,
+            failed: 0,
+            mean_ttft_ms: None,
+            mean_total_ms: 0.0,
+            suites: BTreeMap::new(),
+            cases: Vec::new(),
+            ttfts: Vec::new(),
+            totals: Vec::new(),
+        }
+    }
+
+    fn finish(&mut self) {
+        let (ttfts, totals) = (&self.ttfts, &self.totals);
+        self.mean_ttft_ms =
+            (!ttfts.is_empty()).then(|| ttfts.iter().sum::<f64>() / ttfts.len() as f64);
+        self.mean_total_ms = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
+        for tally in self.suites.values_mut() {
+            tally.finish();
+        }
+    }
+}
+
+fn suite_name(path: &Path, suite: &Suite) -> String {
+    suite.name.clone().unwrap_or_else(|| path.display().to_string())
+}
+
 fn run_all(
     runtime: &tokio::runtime::Runtime,
     assistant: &Assistant,
     suites: &[(PathBuf, Suite)],
     quiet: bool,
-) -> Result<(RunSummary, Vec<Failure>)> {
-    let prompt = assistant.prompt().id();
-    let model = assistant.models().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join("+");
+    summary: &mut RunSummary,
+    failures: &mut Vec<Failure>,
+) -> Result<()> {
+    let prompt = summary.prompt.clone();
+    let model = summary.model.clone();
     if !quiet {
-        println!("── prompt {prompt}, model {model}");
+        println!("── prompt {prompt}, model {model}, shop {}", assistant.shop_name());
     }
-    let mut summary = RunSummary {
-        prompt: prompt.clone(),
-        model: model.clone(),
-        total: 0,
-        passed: 0,
-        failed: 0,
-        mean_ttft_ms: None,
-        mean_total_ms: 0.0,
-        cases: Vec::new(),
-    };
-    let mut failures = Vec::new();
-    let (mut ttfts, mut totals) = (Vec::new(), Vec::new());
     for (path, suite) in suites {
-        let suite_name = suite.name.clone().unwrap_or_else(|| path.display().to_string());
+        let suite_name = suite_name(path, suite);
+        let tally = summary.suites.entry(suite_name.clone()).or_default();
         for (number, case) in suite.cases.iter().enumerate() {
             let mut session = Session::new(format!("eval-{number}-{}", case.name));
             if let Some(identity) = &case.verified {
@@ -421,9 +536,10 @@ fn run_all(
             let mut failure = None;
             for (turn_number, turn) in case.turns.iter().enumerate() {
                 let result = run_turn(runtime, assistant, &mut session, &turn.say, &mut |_| {})?;
-                ttfts.extend(result.ttft_ms);
-                totals.push(result.total_ms);
+                summary.ttfts.extend(result.ttft_ms);
+                summary.totals.push(result.total_ms);
                 let failed = failed_assertions(&turn.expect, &result);
+                tally.count(&turn.expect, &result.reply, &failed);
                 if !failed.is_empty() {
                     failure = Some(Failure {
                         suite: suite_name.clone(),
@@ -469,10 +585,7 @@ fn run_all(
             failures.extend(failure);
         }
     }
-    summary.mean_ttft_ms =
-        (!ttfts.is_empty()).then(|| ttfts.iter().sum::<f64>() / ttfts.len() as f64);
-    summary.mean_total_ms = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
-    Ok((summary, failures))
+    Ok(())
 }
 
 fn verify(assistant: &Assistant, identity: &Identity) -> Result<VerifiedCustomer> {
@@ -574,7 +687,7 @@ pub fn from_transcript(args: FromTranscriptArgs) -> Result<()> {
             match key.as_str() {
                 "contains" => expect.contains = one(value),
                 "not_contains" => expect.not_contains = one(value),
-                "cites" => expect.cites = Some(value.clone()),
+                "cites" => expect.cites = Some(OneOrMany::One(value.clone())),
                 "outcome" => {
                     let outcome: Outcome = serde_yaml::from_str(value).with_context(|| {
                         format!("note: turn {number}: unknown outcome `{value}`")

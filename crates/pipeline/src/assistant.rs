@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use shopchat_core::check::{AllowedFacts, CheckOutcome};
+use shopchat_core::extract::{extract_titled_answer, Aliases};
 use shopchat_core::intent::{understand, Intent, IntentConfig, Understanding};
 use shopchat_core::order_facts::order_facts;
 use shopchat_core::policy::return_eligibility;
@@ -128,8 +129,12 @@ pub(crate) struct ShopData {
     pub knowledge: KnowledgeBase,
     pub orders: OrderData,
     pub allowed: AllowedFacts,
+    /// Names the shop's texts define for each other ("Germany (DE)").
+    pub aliases: Arc<Aliases>,
     pub texts: Texts,
     pub intents: IntentConfig,
+    /// The relevance gate's rule: the shop's `gate.toml`, else the default.
+    pub gate: GateConfig,
     /// The day the demo data is dated as of, from `shop.toml`; `None` for a
     /// real shop, which uses today.
     pub data_as_of: Option<Date>,
@@ -141,7 +146,6 @@ pub struct Assistant {
     pub(crate) data: RwLock<Arc<ShopData>>,
     pub(crate) index: IndexHandle,
     pub(crate) embedder: Option<Arc<dyn TextEmbedder>>,
-    pub(crate) gate: GateConfig,
     pub(crate) prompt: Arc<PromptTemplate>,
     /// In order of preference: the first that writes a language answers in it.
     pub(crate) models: Vec<ChatModel>,
@@ -381,7 +385,7 @@ impl Assistant {
         let query = SearchQuery { text, lang: Some(lang), limit: self.settings.passages.max(5) };
         let hits = self.index.search(&query)?;
         let signals = self.index.query_signals(&query)?;
-        let gate = self.gate.decide(lang, &signals, &hits);
+        let gate = self.shop().gate.decide(lang, &signals, &hits);
         Ok((hits, gate))
     }
 
@@ -408,11 +412,25 @@ impl Assistant {
         }
 
         let Some(model) = self.models.iter().find(|m| m.languages.contains(&lang)) else {
-            // No installed model writes this language: answer with the best
-            // passage's own text rather than with words in another language.
-            let best = &passages[0];
-            let mut reply = Reply::fixed(best.text.clone(), AnswerOutcome::Answered, lang);
-            reply.sources = vec![passage_source(best)];
+            // No installed model writes this language: quote the sentence
+            // that answers, rather than write words in another language.
+            let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+            let titles: Vec<&str> = passages.iter().map(|p| p.title.as_str()).collect();
+            let mut reply =
+                match extract_titled_answer(turn.text, &texts, &titles, lang, &shop.aliases) {
+                    Some(extract) => {
+                        let text = crate::stream::cite(&extract.text, 1);
+                        let mut reply = Reply::fixed(text, AnswerOutcome::Answered, lang);
+                        reply.sources = vec![passage_source(&passages[extract.passage])];
+                        reply
+                    }
+                    None => {
+                        let mut reply =
+                            Reply::fixed(passages[0].text.clone(), AnswerOutcome::Answered, lang);
+                        reply.sources = vec![passage_source(&passages[0])];
+                        reply
+                    }
+                };
             reply.gate = Some(gate);
             return Ok(Response::Reply(reply));
         };
@@ -438,6 +456,8 @@ impl Assistant {
             generation,
             messages,
             passages,
+            question: turn.text.to_owned(),
+            aliases: shop.aliases.clone(),
             lang,
             gate,
             model: model.name.clone(),

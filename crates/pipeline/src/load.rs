@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use shopchat_core::check::AllowedFacts;
+use shopchat_core::extract::Aliases;
 use shopchat_core::intent::IntentConfig;
 use shopchat_core::prompt::PromptTemplate;
 use shopchat_core::shop::{Date, OrderData, ShopProfile};
@@ -13,6 +14,7 @@ use shopchat_inference::{
     load_sentence_embedder, spawn_worker, GenerationRequest, LanguageModel, LoadConfig,
     ModelRegistry, Prompt, SamplingConfig, WorkerConfig,
 };
+use shopchat_retrieval::gate::GATE_FILE;
 use shopchat_retrieval::{build_index, GateConfig, IndexHandle, KnowledgeBase};
 
 use crate::assistant::{Assistant, ChatModel, ShopData};
@@ -112,8 +114,13 @@ impl Assistant {
         };
         let index = IndexHandle::open(&config.data_dir, embedder.clone())?;
 
-        let mut models = vec![load_chat_model(&registry, &config.chat_model, config)?];
-        if let Some(extra) = &config.extra_model {
+        // `none`: no model at all; every covered question is answered with
+        // the sentence of the passages that answers it (quoted and cited).
+        let mut models = Vec::new();
+        if config.chat_model != "none" {
+            models.push(load_chat_model(&registry, &config.chat_model, config)?);
+        }
+        if let Some(extra) = config.extra_model.as_ref().filter(|_| config.chat_model != "none") {
             match load_chat_model(&registry, extra, config) {
                 Ok(model) => models.push(model),
                 Err(Error::Inference(e @ shopchat_inference::Error::NotInstalled { .. })) => {
@@ -131,7 +138,6 @@ impl Assistant {
             data: RwLock::new(Arc::new(shop)),
             index,
             embedder,
-            gate: GateConfig::calibrated(),
             prompt: Arc::new(prompt),
             models,
             settings: config.answer.clone(),
@@ -194,7 +200,24 @@ pub(crate) fn load_shop(dir: &Path) -> Result<ShopData> {
         OrderData { customers: Vec::new(), orders: Vec::new() }
     };
 
+    // Orders are private: only the public texts may define aliases.
+    let aliases = Aliases::from_texts(
+        knowledge.passages().iter().filter(|p| p.kind.is_public()).map(|p| p.text.as_str()),
+    );
+    let gate_path = dir.join(GATE_FILE);
+    let gate = match std::fs::read_to_string(&gate_path) {
+        Ok(text) => GateConfig::from_toml(&text).map_err(|e| Error::Config {
+            path: gate_path.display().to_string(),
+            reason: e.to_string(),
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => GateConfig::calibrated(),
+        Err(error) => {
+            return Err(Error::io(format!("cannot read {}", gate_path.display()))(error));
+        }
+    };
     Ok(ShopData {
+        gate,
+        aliases: Arc::new(aliases),
         allowed: AllowedFacts::for_shop(&profile),
         texts: Texts::for_shop(&profile),
         intents: extras.intents,

@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use shopchat_core::check::{check_answer, AllowedFacts};
+use shopchat_core::check::AllowedFacts;
+use shopchat_core::degenerate::is_looping;
+use shopchat_core::extract::{Aliases, Extract};
 use shopchat_core::prompt::{cited_passages, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
+use shopchat_core::verdict::{judge, AnswerInput, Verdict};
 use shopchat_core::{ChatMessage, Language};
 use shopchat_inference::{FinishReason, Generation, GenerationEvent, GenerationStats, Stopper};
 use shopchat_retrieval::{GateDecision, Passage};
@@ -17,6 +20,9 @@ pub(crate) struct StreamSetup {
     /// The prompt as sent, before the model's chat template.
     pub messages: Vec<ChatMessage>,
     pub passages: Vec<Passage>,
+    /// The shopper's question, to judge whether the answer answers it.
+    pub question: String,
+    pub aliases: Arc<Aliases>,
     pub lang: Language,
     pub gate: GateDecision,
     pub model: String,
@@ -36,6 +42,8 @@ pub struct AnswerStream {
     sources: Vec<Source>,
     text: String,
     done: bool,
+    /// Stopped by us because the text fell into a loop, not by the shopper.
+    looped: bool,
 }
 
 /// What the stream has next.
@@ -66,7 +74,7 @@ pub struct Finished {
 impl AnswerStream {
     pub(crate) fn new(setup: StreamSetup) -> Self {
         let sources = setup.passages.iter().map(passage_source).collect();
-        Self { setup, sources, text: String::new(), done: false }
+        Self { setup, sources, text: String::new(), done: false, looped: false }
     }
 
     /// The passages in the prompt, numbered from 1 as the answer cites them.
@@ -113,10 +121,16 @@ impl AnswerStream {
             }
             Some(GenerationEvent::Text(delta)) => {
                 self.text.push_str(&delta);
+                // A loop never recovers: stop it now rather than stream it to
+                // the token limit; the end replaces it.
+                if !self.looped && is_looping(&self.text) {
+                    self.looped = true;
+                    self.setup.generation.stop();
+                }
                 return Some(StreamEvent::Delta(delta));
             }
             Some(GenerationEvent::Finished(stats)) => {
-                let stopped = stats.finish_reason == FinishReason::Cancelled;
+                let stopped = stats.finish_reason == FinishReason::Cancelled && !self.looped;
                 self.finish(Some(stats), stopped)
             }
             Some(GenerationEvent::Failed { message, .. }) => {
@@ -147,25 +161,43 @@ impl AnswerStream {
             // Stopped before a word: nothing to check or show.
             return finished(self.reply(String::new(), AnswerOutcome::Answered));
         }
-        if generated.is_empty() || setup.prompt.is_no_answer(&generated) {
-            let mut reply = refusal_reply(
-                &setup.texts,
-                &setup.prompt,
-                setup.lang,
-                setup.refusals_in_a_row,
-                setup.handoff_after_refusals,
-            );
-            reply.gate = Some(setup.gate);
-            reply.model = Some(setup.model.clone());
-            reply.prompt_version = Some(setup.prompt.id());
-            return finished(reply);
-        }
-
         let texts: Vec<&str> = setup.passages.iter().map(|p| p.text.as_str()).collect();
-        let check = check_answer(&generated, &texts, &setup.allowed);
+        let titles: Vec<&str> = setup.passages.iter().map(|p| p.title.as_str()).collect();
+        let input = AnswerInput {
+            question: &setup.question,
+            lang: setup.lang,
+            passages: &texts,
+            titles: &titles,
+            allowed: &setup.allowed,
+            aliases: &setup.aliases,
+        };
+        // The prompt's own "I don't know" sentence, in whatever words a
+        // custom prompt gives it, is a refusal like the built-in wordings.
+        let verdict = if setup.prompt.is_no_answer(&generated) {
+            Verdict::Refusal
+        } else {
+            judge(&generated, &input, !stopped)
+        };
+        let (check, extract, shown) = match verdict {
+            Verdict::Checked { check, extract, text } => (check, extract, text),
+            // "I don't know" in any wording is a refusal, never an answer.
+            Verdict::Refusal => {
+                let mut reply = refusal_reply(
+                    &setup.texts,
+                    &setup.prompt,
+                    setup.lang,
+                    setup.refusals_in_a_row,
+                    setup.handoff_after_refusals,
+                );
+                reply.gate = Some(setup.gate);
+                reply.model = Some(setup.model.clone());
+                reply.prompt_version = Some(setup.prompt.id());
+                return finished(reply);
+            }
+        };
         let cited = cited_passages(&generated, setup.passages.len());
         if check.passed {
-            let mut reply = self.reply(generated.clone(), AnswerOutcome::Answered);
+            let mut reply = self.reply(shown, AnswerOutcome::Answered);
             if !cited.is_empty() {
                 reply.sources = cited.iter().map(|&n| self.sources[n - 1].clone()).collect();
             }
@@ -173,15 +205,30 @@ impl AnswerStream {
             return finished(reply);
         }
 
-        // Never leave an unsupported statement standing: show the passage the
-        // answer leaned on (the first it cited, else the best hit) as it is.
-        let best = cited.first().map_or(0, |&n| n - 1);
-        let passage = &setup.passages[best];
-        tracing::info!(reason = ?check.reason(), passage = %passage.id, "answer replaced");
-        let mut reply = self.reply(passage.text.clone(), AnswerOutcome::Replaced);
-        reply.sources = vec![self.sources[best].clone()];
+        // Never leave an unsupported or unfit answer standing: quote the
+        // sentence that answers the question, else the passage the answer
+        // leaned on (the first it cited, else the best hit) as it is.
+        tracing::info!(reason = ?check.reason(), "answer replaced");
+        let mut reply = match extract {
+            Some(extract) => self.extractive_reply(&extract),
+            None => {
+                let best = cited.first().map_or(0, |&n| n - 1);
+                let mut reply =
+                    self.reply(setup.passages[best].text.clone(), AnswerOutcome::Replaced);
+                reply.sources = vec![self.sources[best].clone()];
+                reply
+            }
+        };
         reply.check = Some(check);
         finished(reply)
+    }
+
+    /// The quoted sentence with its citation.
+    fn extractive_reply(&self, extract: &Extract) -> Reply {
+        let text = cite(&extract.text, extract.passage + 1);
+        let mut reply = self.reply(text, AnswerOutcome::Replaced);
+        reply.sources = vec![self.sources[extract.passage].clone()];
+        reply
     }
 
     fn reply(&self, text: String, outcome: AnswerOutcome) -> Reply {
@@ -197,5 +244,16 @@ impl AnswerStream {
             prompt_version: Some(setup.prompt.id()),
             effect: None,
         }
+    }
+}
+
+/// `text` with a citation `[n]` before its final full stop.
+pub(crate) fn cite(text: &str, n: usize) -> String {
+    let trimmed = text.trim_end();
+    match trimmed.char_indices().last() {
+        Some((i, c)) if matches!(c, '.' | '。' | '!' | '！' | '?' | '？') => {
+            format!("{} [{n}]{c}", trimmed[..i].trim_end())
+        }
+        _ => format!("{trimmed} [{n}]"),
     }
 }

@@ -50,8 +50,41 @@ pub struct GateConfig {
     pub bm25_zh: GateRule,
 }
 
+/// The file in a shop's folder that holds its own fitted rule.
+pub const GATE_FILE: &str = "gate.toml";
+
 impl GateConfig {
-    /// Calibrated on `tests/gate/questions.jsonl` (see `docs/quality.md`).
+    /// Reads a shop's `gate.toml` (the format [`GateConfig::to_toml`]
+    /// writes); a rule missing from the file keeps its default.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            hybrid_en: Option<GateRule>,
+            hybrid_zh: Option<GateRule>,
+            bm25_en: Option<GateRule>,
+            bm25_zh: Option<GateRule>,
+        }
+        let file: File = toml::from_str(text)?;
+        let defaults = Self::calibrated();
+        Ok(Self {
+            hybrid_en: file.hybrid_en.unwrap_or(defaults.hybrid_en),
+            hybrid_zh: file.hybrid_zh.unwrap_or(defaults.hybrid_zh),
+            bm25_en: file.bm25_en.unwrap_or(defaults.bm25_en),
+            bm25_zh: file.bm25_zh.unwrap_or(defaults.bm25_zh),
+        })
+    }
+
+    /// The shop's `gate.toml`, with a header saying where it came from.
+    pub fn to_toml(&self, header: &str) -> String {
+        let body = toml::to_string(self).unwrap_or_default();
+        let comment: String = header.lines().map(|line| format!("# {line}\n")).collect();
+        format!("{comment}\n{body}")
+    }
+
+    /// The rule used for a shop that has not fitted its own (no
+    /// `gate.toml`): fitted on the labelled questions of both shops we
+    /// ship (`tests/gate/`), so that it is no one shop's rule.
     pub fn calibrated() -> Self {
         Self {
             hybrid_en: GateRule { coverage_weight: 1.5, threshold: 0.94, max_unknown_share: 0.4 },
