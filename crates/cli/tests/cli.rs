@@ -448,3 +448,100 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The answer check, the gate's rule per shop, answers without a model
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_answer_check_is_measured_on_the_labelled_set() {
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&shopchat(&["eval", "check", "--json"]))).unwrap();
+    let all = &report["all"];
+    assert!(all["items"].as_u64().unwrap() >= 150, "{all}");
+    for lang in ["en", "zh"] {
+        assert!(report["by_lang"][lang]["items"].as_u64().unwrap() >= 60, "{report}");
+    }
+    // Floors a little below the figures in docs/quality.md, so that a
+    // change that makes the check worse fails here.
+    assert!(all["precision"].as_f64().unwrap() >= 0.85, "{all}");
+    assert!(all["recall"].as_f64().unwrap() >= 0.68, "{all}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_gate_rule_is_fitted_into_the_shop_folder_and_read_from_there() {
+    let scratch = tempfile::tempdir().unwrap();
+    let shop = scratch.path().join("shop");
+    copy_dir(&workspace().join("faq"), &shop);
+    let _ = std::fs::remove_file(shop.join("gate.toml"));
+    let data = demo_data_dir().to_str().unwrap();
+    let shop_arg = shop.to_str().unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout(&shopchat(&[
+        "eval",
+        "gate",
+        "--calibrate",
+        "--write",
+        "--shop",
+        shop_arg,
+        "--data-dir",
+        data,
+        "--json",
+    ])))
+    .unwrap();
+    assert!(report["written"].as_str().unwrap().ends_with("gate.toml"), "{report}");
+    let written = std::fs::read_to_string(shop.join("gate.toml")).unwrap();
+    assert!(written.contains("[hybrid_en]") && written.contains("threshold"), "{written}");
+    assert!(written.starts_with("# The relevance gate's rule"), "{written}");
+
+    // The assistant reads it: a rule that covers nothing refuses everything.
+    let closed = "[hybrid_en]\ncoverage_weight = 0.0\nthreshold = 99.0\nmax_unknown_share = 1.0\n";
+    std::fs::write(shop.join("gate.toml"), closed).unwrap();
+    let ask = |question: &str| {
+        shopchat(&[
+            "ask",
+            "--shop",
+            shop_arg,
+            "--data-dir",
+            data,
+            "--model",
+            "none",
+            "--extra-model",
+            "none",
+            question,
+        ])
+    };
+    let refused = stdout(&ask("How long does delivery to the UK take?"));
+    assert!(refused.contains("outcome: refused"), "{refused}");
+
+    // A broken file is an error that names it, not a silent default.
+    std::fs::write(shop.join("gate.toml"), "[hybrid_en]\nthreshold = \"high\"\n").unwrap();
+    let broken = ask("How long does delivery to the UK take?");
+    assert!(!broken.status.success());
+    let message = String::from_utf8_lossy(&broken.stderr);
+    assert!(message.contains("gate.toml"), "{message}");
+}
+
+#[test]
+fn without_a_model_the_answer_quotes_the_passage_that_answers() {
+    let text =
+        stdout(&harness(&["ask", "--model", "none", "How long does delivery to Germany take?"]));
+    assert!(text.contains("outcome: answered"), "{text}");
+    assert!(text.contains("3-5"), "{text}");
+    assert!(!text.contains("prompt as sent"), "{text}");
+    let refused =
+        stdout(&harness(&["ask", "--model", "none", "What is the phone number of your CEO?"]));
+    assert!(refused.contains("outcome: refused"), "{refused}");
+}

@@ -335,6 +335,48 @@ pub fn extract_titled_answer(
     Some(Extract { passage: unit.passage, text, coverage: best.coverage })
 }
 
+/// What to show from the best passage when no model writes the answer: a
+/// short passage (an FAQ answer of a few sentences) whole, as its author
+/// wrote it to be read; a long one (a policy section) cut to the sentences
+/// that answer the question.
+pub fn quote_passage(question: &str, passage: &str, lang: Language, aliases: &Aliases) -> String {
+    let parts = units(&[passage]);
+    let length = match lang {
+        Language::Zh => passage.chars().count() / 3,
+        Language::En => passage.split_whitespace().count(),
+    };
+    if parts.len() <= 6 && length <= 90 {
+        return passage.trim().to_owned();
+    }
+    // Search chose this passage for its title too: its first point is its
+    // answer unless another holds clearly more of the question.
+    let ranked = rank_units(question, &parts, &[], lang, aliases);
+    let best = ranked.iter().max_by(|a, b| a.coverage.total_cmp(&b.coverage));
+    // A lead as short as "We're sorry!" stands with the sentence after it.
+    let short_lead = parts[0].text.chars().count() < if lang == Language::Zh { 8 } else { 25 };
+    let lead_coverage = ranked
+        .iter()
+        .filter(|s| s.unit == 0 || (short_lead && s.unit == 1))
+        .map(|s| s.coverage)
+        .reduce(f32::max);
+    match (best, lead_coverage) {
+        (Some(best), Some(lead)) if lead + 0.3 >= best.coverage => {
+            let mut text = parts[0].text.clone();
+            if let Some(next) = parts.get(1) {
+                if lang == Language::En {
+                    text.push(' ');
+                }
+                text.push_str(&next.text);
+            }
+            text
+        }
+        _ => match extract_answer(question, &[passage], lang, aliases) {
+            Some(extract) => extract.text,
+            None => passage.trim().to_owned(),
+        },
+    }
+}
+
 /// The unit holding the largest share of the question's terms, whatever
 /// its passage's rank, with that share: the sentence a yes/no answer is
 /// compared with.
@@ -527,7 +569,8 @@ fn rank_units(
             let is_lead = i == 0 || units[i - 1].passage != unit.passage;
             let prior =
                 -0.3 * unit.passage as f32 - 0.002 * i as f32 + if is_lead { 0.15 } else { 0.0 };
-            let score = coverage + title_match + fact_bonus * coverage.min(0.5) * 2.0 + prior;
+            let fact_bonus = if coverage > 0.0 { fact_bonus * 1.2 } else { 0.0 };
+            let score = coverage + title_match + fact_bonus + prior;
             Scored { unit: i, score, coverage }
         })
         .collect();

@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use shopchat_core::check::{AllowedFacts, CheckOutcome};
-use shopchat_core::extract::{extract_titled_answer, Aliases};
+use shopchat_core::extract::{quote_passage, Aliases};
 use shopchat_core::intent::{understand, Intent, IntentConfig, Understanding};
 use shopchat_core::order_facts::order_facts;
 use shopchat_core::policy::return_eligibility;
@@ -412,25 +412,14 @@ impl Assistant {
         }
 
         let Some(model) = self.models.iter().find(|m| m.languages.contains(&lang)) else {
-            // No installed model writes this language: quote the sentence
-            // that answers, rather than write words in another language.
-            let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-            let titles: Vec<&str> = passages.iter().map(|p| p.title.as_str()).collect();
-            let mut reply =
-                match extract_titled_answer(turn.text, &texts, &titles, lang, &shop.aliases) {
-                    Some(extract) => {
-                        let text = crate::stream::cite(&extract.text, 1);
-                        let mut reply = Reply::fixed(text, AnswerOutcome::Answered, lang);
-                        reply.sources = vec![passage_source(&passages[extract.passage])];
-                        reply
-                    }
-                    None => {
-                        let mut reply =
-                            Reply::fixed(passages[0].text.clone(), AnswerOutcome::Answered, lang);
-                        reply.sources = vec![passage_source(&passages[0])];
-                        reply
-                    }
-                };
+            // No installed model writes this language: quote the best
+            // passage (cut to the sentences that answer when it is long),
+            // rather than write words in another language.
+            let best = &passages[0];
+            let quoted = quote_passage(turn.text, &best.text, lang, &shop.aliases);
+            let text = crate::stream::cite(&quoted, 1);
+            let mut reply = Reply::fixed(text, AnswerOutcome::Answered, lang);
+            reply.sources = vec![passage_source(best)];
             reply.gate = Some(gate);
             return Ok(Response::Reply(reply));
         };
