@@ -754,6 +754,9 @@ textarea{flex:1;resize:none;border:1px solid #9aa4ad;border-radius:10px;padding:
       seen(f.seq);
       const entry = entries[f.seq];
       if (!entry || entry.done) return;
+      // The answer rests on other passages than announced (it was replaced
+      // by a quoted sentence, or cites fewer): show those.
+      if (Array.isArray(f.sources)) handlers.sources({ seq: f.seq, sources: f.sources });
       entry.done = true;
       const near = atBottom();
       if (entry.dots) entry.dots.remove();

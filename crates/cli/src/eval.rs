@@ -251,7 +251,8 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
     }
     if args.write {
         let header = format!(
-            "The relevance gate's rule for this shop, fitted by\n  shopchat eval gate --calibrate --write --questions {}\non {} labelled questions. Rerun it after changing the knowledge base.",
+            "The relevance gate's rule for this shop, fitted by\n  shopchat eval gate --calibrate --write --shop {} --questions {}\non {} labelled questions. Rerun it after changing the knowledge base.",
+            args.shop.display(),
             args.questions.display(),
             examples.len()
         );

@@ -107,6 +107,12 @@ pub enum ServerFrame {
         /// What the widget should offer next, if anything.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         action: Option<AnswerAction>,
+        /// The passages the final answer rests on, when they differ from
+        /// the `sources` frame sent as it started (a replaced answer quotes
+        /// one passage; an answer may cite fewer). Its `[n]` count in this
+        /// list. Older widgets ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sources: Option<Vec<Source>>,
     },
     /// A person from the shop wrote entry `seq`.
     StaffMessage {
@@ -437,6 +443,7 @@ mod tests {
                 text: None,
                 timings,
                 action: None,
+                sources: None,
             },
             ServerFrame::AnswerEnd {
                 seq: 8,
@@ -444,6 +451,7 @@ mod tests {
                 text: Some("passage".to_owned()),
                 timings: Timings { ttft_ms: None, total_ms: 3.0, tokens: 0, tokens_per_s: 0.0 },
                 action: Some(AnswerAction::StartReturn { order_number: "NW-100231".into() }),
+                sources: Some(vec![Source { id: "faq/a@en".into(), title: "A".into(), url: None }]),
             },
             ServerFrame::StaffMessage { seq: 9, author: "Sam".to_owned(), text: "Hi!".to_owned() },
             ServerFrame::Queued { position: 2 },
@@ -500,6 +508,7 @@ mod tests {
                 text: None,
                 timings: Timings { ttft_ms: None, total_ms: 12.5, tokens: 0, tokens_per_s: 0.0 },
                 action: None,
+                sources: None,
             },
             r#"{"type":"answer_end","seq":3,"outcome":"refused","timings":{"ttft_ms":null,"total_ms":12.5,"tokens":0,"tokens_per_s":0.0}}"#,
         );

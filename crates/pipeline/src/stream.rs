@@ -225,7 +225,8 @@ impl AnswerStream {
 
     /// The quoted sentence with its citation.
     fn extractive_reply(&self, extract: &Extract) -> Reply {
-        let text = cite(&extract.text, extract.passage + 1);
+        // Its one source is its [1] (`answer_end.sources` tells the client).
+        let text = cite(&extract.text, 1);
         let mut reply = self.reply(text, AnswerOutcome::Replaced);
         reply.sources = vec![self.sources[extract.passage].clone()];
         reply

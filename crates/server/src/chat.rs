@@ -517,6 +517,7 @@ impl Session {
                     text: None,
                     timings,
                     action: None,
+                    sources: None,
                 })
             }
             store::Role::Staff => self.send(ServerFrame::StaffMessage {
@@ -659,6 +660,7 @@ impl Session {
             text: None,
             timings,
             action,
+            sources: None,
         })?;
         self.after_answer(&reply).await
     }
@@ -754,8 +756,10 @@ impl Session {
             (false, _) => store::AnswerState::Complete,
         };
         self.store_answer(answering.message_id, &reply, timings, state).await;
-        // The client shows `text` instead of the deltas whenever they differ.
+        // The client shows `text` instead of the deltas whenever they differ,
+        // and `sources` instead of those announced at the start.
         let text = (reply.text.trim() != generated.trim()).then(|| reply.text.clone());
+        let sources = (reply.sources != answering.stream.sources()).then(|| reply.sources.clone());
         let action = action_of(&reply);
         self.send(ServerFrame::AnswerEnd {
             seq: answering.seq,
@@ -763,6 +767,7 @@ impl Session {
             text,
             timings,
             action,
+            sources,
         })?;
         self.after_answer(&reply).await
     }

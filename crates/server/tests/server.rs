@@ -1375,8 +1375,14 @@ impl AnswerReader {
 
     fn finish(self) -> Answer {
         let seq = self.seq.expect("an answer_start");
-        let Some(ServerFrame::AnswerEnd { outcome, text, timings, action, .. }) =
-            self.frames.last().cloned()
+        let Some(ServerFrame::AnswerEnd {
+            outcome,
+            text,
+            timings,
+            action,
+            sources: final_sources,
+            ..
+        }) = self.frames.last().cloned()
         else {
             panic!("the answer has not ended: {:#?}", self.frames);
         };
@@ -1388,6 +1394,8 @@ impl AnswerReader {
             }
             None => Vec::new(),
         };
+        // What the shopper is shown: the final sources when the end names them.
+        let sources = final_sources.unwrap_or(sources);
         let streamed = self.deltas.concat();
         Answer {
             ack_seq: self.ack_seq,
