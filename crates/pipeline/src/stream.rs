@@ -199,7 +199,10 @@ impl AnswerStream {
         if check.passed {
             let mut reply = self.reply(shown, AnswerOutcome::Answered);
             if !cited.is_empty() {
+                // The sources become the cited passages, so the answer's
+                // `[n]` are renumbered to count in that list.
                 reply.sources = cited.iter().map(|&n| self.sources[n - 1].clone()).collect();
+                reply.text = renumber_citations(&reply.text, &cited);
             }
             reply.check = Some(check);
             return finished(reply);
@@ -256,5 +259,53 @@ pub(crate) fn cite(text: &str, n: usize) -> String {
             format!("{} [{n}]{c}", trimmed[..i].trim_end())
         }
         _ => format!("{trimmed} [{n}]"),
+    }
+}
+
+/// `[n]` (and `[n, m]`) rewritten so that `cited[i]` becomes `i + 1`; other
+/// brackets are left as they are.
+pub(crate) fn renumber_citations(text: &str, cited: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inside = &after[..close];
+        let numbers: Option<Vec<usize>> =
+            inside.split(',').map(|part| part.trim().parse::<usize>().ok()).collect();
+        let mapped: Option<Vec<String>> = numbers.and_then(|numbers| {
+            numbers
+                .iter()
+                .map(|n| cited.iter().position(|c| c == n).map(|i| (i + 1).to_string()))
+                .collect()
+        });
+        match mapped {
+            Some(mapped) if !mapped.is_empty() => out.push_str(&format!("[{}]", mapped.join(", "))),
+            _ => out.push_str(&rest[open..open + 1 + close + 1]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_count_in_the_cited_list() {
+        assert_eq!(
+            renumber_citations("A [2]. B [3, 2]. C [9] [x]", &[2, 3]),
+            "A [1]. B [2, 1]. C [9] [x]"
+        );
+        assert_eq!(renumber_citations("no brackets", &[1]), "no brackets");
+        assert_eq!(renumber_citations("open [2", &[2]), "open [2");
+        assert_eq!(cite("Gift cards last 24 months.", 1), "Gift cards last 24 months [1].");
+        assert_eq!(cite("礼品卡有效期 24 个月。", 1), "礼品卡有效期 24 个月 [1]。");
     }
 }
