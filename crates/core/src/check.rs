@@ -466,7 +466,10 @@ const WORD_NUM: &str = r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninet
 const CN_NUM: &str = r"[零一二三四五六七八九十两百]+";
 const MONTHS: &str = r"january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec";
 
-static CITATION: LazyLock<Regex> = LazyLock::new(|| regex(r"\[\d+(?:\s*[,-]\s*\d+)*\]|【\d+】"));
+/// A citation such as `[1]`, `[1, 2]` or `【1】`; also what the verdict strips
+/// before reading an answer's words.
+pub(crate) static CITATION: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"\[\d+(?:\s*[,-]\s*\d+)*\]|【\d+】"));
 static MARKUP: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\*+|`+|\|+|~~|__|(?m)^[ \t]*(?:#+|>+)[ \t]*"));
 static URL: LazyLock<Regex> = LazyLock::new(|| {

@@ -157,31 +157,7 @@ pub fn is_looping(text: &str) -> bool {
 }
 
 fn strip_citations(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find(['[', '【']) {
-        out.push_str(&rest[..open]);
-        let after = &rest[open..];
-        let close = after.find([']', '】']);
-        match close {
-            Some(close)
-                if after[..close]
-                    .chars()
-                    .skip(1)
-                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || c == '-') =>
-            {
-                let width = after[close..].chars().next().map_or(1, char::len_utf8);
-                rest = &after[close + width..];
-            }
-            _ => {
-                let width = after.chars().next().map_or(1, char::len_utf8);
-                out.push_str(&after[..width]);
-                rest = &after[width..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::check::CITATION.replace_all(text, "").into_owned()
 }
 
 fn opens_with_yes_or_no(text: &str, rules: &AnswerRules) -> bool {
