@@ -24,7 +24,7 @@ fn stdout(output: &Output) -> String {
 /// Runs `shopchat tokenize` on llama.cpp's reference file for a model and
 /// returns the texts whose ids differ.
 fn tokenizer_mismatches(model: &str, reference: &str) -> Vec<String> {
-    let file = workspace().join("../shared/data/reference").join(reference);
+    let file = workspace().join("tests/data/reference").join(reference);
     let output = shopchat(&["tokenize", "--model", model, "--jsonl", file.to_str().unwrap()]);
     let ours: Vec<serde_json::Value> =
         stdout(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

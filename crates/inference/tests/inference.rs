@@ -99,7 +99,7 @@ fn run(worker: &WorkerHandle, request: GenerationRequest) -> Outcome {
 fn greedy_answers_match_llama_cpp_on_the_original_file() {
     // llama.cpp's greedy completions of the same prompts on the same file.
     let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace().join("../shared/data/reference/greedy-llamacpp.json"))
+        &std::fs::read_to_string(workspace().join("tests/data/reference/greedy-llamacpp.json"))
             .unwrap(),
     )
     .unwrap();
