@@ -907,10 +907,17 @@ impl Session {
         &mut self,
         check: impl FnOnce() -> Option<VerifiedCustomer> + Send + 'static,
     ) -> Result<Verification, End> {
+        // The attempt is counted before the check, per conversation and per
+        // address, so that parallel connections cannot all pass the limit;
+        // a successful verification gives its places back.
         let now = Instant::now();
-        if !self.verify_failures.allows(now) || !self.state.verify_failures.allows(&self.ip) {
+        if !self.verify_failures.try_take(now) {
             return Ok(Verification::Failed(ErrorCode::RateLimited));
         }
+        let Some(attempt) = self.state.verify_failures.try_take(&self.ip) else {
+            self.verify_failures.give_back(now);
+            return Ok(Verification::Failed(ErrorCode::RateLimited));
+        };
         let customer = match tokio::task::spawn_blocking(check).await {
             Ok(customer) => customer,
             Err(join) => {
@@ -919,10 +926,10 @@ impl Session {
             }
         };
         let Some(customer) = customer else {
-            self.verify_failures.record(now);
-            self.state.verify_failures.record(&self.ip);
             return Ok(Verification::Failed(ErrorCode::NotVerified));
         };
+        self.verify_failures.give_back(now);
+        self.state.verify_failures.give_back(&self.ip, attempt);
         let id = self.conversation_id();
         let customer_id = customer.customer_id().to_owned();
         if let Err(error) = self.state.with_store(move |s| s.set_customer(&id, &customer_id)).await

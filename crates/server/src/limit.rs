@@ -1,4 +1,10 @@
-//! Sliding-window rate limits.
+//! Sliding-window rate limits on failed attempts (logins, order
+//! verifications).
+//!
+//! An attempt is counted *before* it is checked ([`Window::try_take`]) and
+//! handed back when it succeeds ([`Window::give_back`]): counting only after
+//! a failed check let a burst of parallel attempts all pass the limit before
+//! the first failure was recorded.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -19,14 +25,14 @@ impl Window {
     }
 
     /// Whether another event is allowed now.
-    pub fn allows(&mut self, now: Instant) -> bool {
+    fn allows(&mut self, now: Instant) -> bool {
         while self.events.front().is_some_and(|&at| now.duration_since(at) >= self.window) {
             self.events.pop_front();
         }
         self.events.len() < self.limit as usize
     }
 
-    pub fn record(&mut self, now: Instant) {
+    fn record(&mut self, now: Instant) {
         self.events.push_back(now);
     }
 
@@ -37,6 +43,13 @@ impl Window {
             self.record(now);
         }
         allowed
+    }
+
+    /// Forgets one event taken at `at` (an attempt that succeeded).
+    pub fn give_back(&mut self, at: Instant) {
+        if let Some(index) = self.events.iter().rposition(|&event| event == at) {
+            self.events.remove(index);
+        }
     }
 }
 
@@ -54,7 +67,12 @@ impl<K: Eq + Hash + Clone> KeyedWindows<K> {
         Self { limit, window, windows: Mutex::new(HashMap::new()) }
     }
 
-    pub fn allows(&self, key: &K) -> bool {
+    /// Counts an attempt for `key` if the limit allows it, in one step
+    /// under the lock. Returns the attempt's time, to [`give_back`] it if the
+    /// attempt succeeds; `None` when over the limit.
+    ///
+    /// [`give_back`]: Self::give_back
+    pub fn try_take(&self, key: &K) -> Option<Instant> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         // Keep the map from growing with every address ever seen.
@@ -64,16 +82,17 @@ impl<K: Eq + Hash + Clone> KeyedWindows<K> {
                 !w.events.is_empty()
             });
         }
-        windows.get_mut(key).is_none_or(|w| w.allows(now))
+        let window =
+            windows.entry(key.clone()).or_insert_with(|| Window::new(self.limit, self.window));
+        window.try_take(now).then_some(now)
     }
 
-    pub fn record(&self, key: &K) {
-        let now = Instant::now();
+    /// Forgets the attempt taken at `at` for `key`.
+    pub fn give_back(&self, key: &K, at: Instant) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows
-            .entry(key.clone())
-            .or_insert_with(|| Window::new(self.limit, self.window))
-            .record(now);
+        if let Some(window) = windows.get_mut(key) {
+            window.give_back(at);
+        }
     }
 }
 
@@ -94,8 +113,32 @@ mod tests {
     #[test]
     fn keyed_windows_count_each_key_apart() {
         let windows = KeyedWindows::new(1, Duration::from_secs(60));
-        windows.record(&"a");
-        assert!(!windows.allows(&"a"));
-        assert!(windows.allows(&"b"));
+        assert!(windows.try_take(&"a").is_some());
+        assert!(windows.try_take(&"a").is_none());
+        assert!(windows.try_take(&"b").is_some());
+    }
+
+    #[test]
+    fn an_attempt_given_back_frees_its_place() {
+        let windows = KeyedWindows::new(1, Duration::from_secs(60));
+        let at = windows.try_take(&"a").unwrap();
+        windows.give_back(&"a", at);
+        assert!(windows.try_take(&"a").is_some());
+        assert!(windows.try_take(&"a").is_none());
+    }
+
+    #[test]
+    fn parallel_attempts_never_pass_the_limit_together() {
+        let windows = std::sync::Arc::new(KeyedWindows::new(5, Duration::from_secs(60)));
+        let taken: usize = (0..40)
+            .map(|_| {
+                let windows = windows.clone();
+                std::thread::spawn(move || windows.try_take(&"a").is_some())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(taken, 5);
     }
 }

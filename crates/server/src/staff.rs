@@ -139,9 +139,11 @@ pub async fn login(
     Json(login): Json<Login>,
 ) -> Result<Response, ApiError> {
     let ip = peer.ip();
-    if !state.login_failures.allows(&ip) {
+    // Counted before the password is checked, so that parallel attempts
+    // cannot all pass the limit; a successful login gives its place back.
+    let Some(attempt) = state.login_failures.try_take(&ip) else {
         return Err(ApiError::TooManyRequests);
-    }
+    };
     let ttl = state.config.staff_session;
     let Login { name, password } = login;
     let session = state
@@ -151,9 +153,9 @@ pub async fn login(
         })
         .await?;
     let Some((token, staff)) = session else {
-        state.login_failures.record(&ip);
         return Err(ApiError::Unauthorized);
     };
+    state.login_failures.give_back(&ip, attempt);
     let expires_at = (OffsetDateTime::now_utc() + ttl).format(&Rfc3339).unwrap_or_default();
     let cookie = format!(
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
