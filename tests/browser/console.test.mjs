@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startServer, launchBrowser, screenshot, STAFF } from './harness.mjs';
+import { startServer, launchBrowser, screenshot, waitInPage, STAFF } from './harness.mjs';
 
 const QUESTION = 'How long does delivery to the UK take?';
 const COMMENT = 'It did not say when my parcel leaves the warehouse.';
@@ -113,14 +113,13 @@ class Shopper {
   /** The first frame of this type that has these field values. */
   async next(type, fields = {}, timeout = 30_000) {
     try {
-      const handle = await this.tab.waitForFunction(
+      return await waitInPage(this.tab,
         ({ type, fields }) => window.frames_.find(
           (f) => f.type === type && Object.entries(fields).every(([k, v]) => f[k] === v),
         ),
         { type, fields },
         { timeout, polling: 100 },
       );
-      return await handle.jsonValue();
     } catch (error) {
       const frames = await this.tab.evaluate(() => window.frames_).catch(() => []);
       throw new Error(`no ${type} ${JSON.stringify(fields)} frame: ${error.message}\nframes: ${JSON.stringify(frames)}`);
@@ -131,7 +130,7 @@ class Shopper {
   async settle() {
     const before = await this.tab.evaluate(() => window.frames_.filter((f) => f.type === 'pong').length);
     await this.send({ type: 'ping' });
-    await this.tab.waitForFunction((n) => window.frames_.filter((f) => f.type === 'pong').length > n, before, { polling: 50 });
+    await waitInPage(this.tab, (n) => window.frames_.filter((f) => f.type === 'pong').length > n, before, { polling: 50 });
   }
 }
 

@@ -68,3 +68,20 @@ export async function screenshot(target, name) {
   mkdirSync(artifacts, { recursive: true });
   await target.screenshot({ path: path.join(artifacts, `${name}.png`) });
 }
+
+/**
+ * Polls `fn(arg)` in the page until it returns something truthy, and returns
+ * that. Unlike `page.waitForFunction`, each poll is a plain `evaluate` from
+ * the driver, which the pages' Content-Security-Policy (no eval, no inline
+ * script) does not block, so the tests run the pages under their real policy.
+ */
+export async function waitInPage(page, fn, arg, { timeout = 30_000, polling = 50 } = {}) {
+  const interval = typeof polling === 'number' ? polling : 50;
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await page.evaluate(fn, arg);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${fn}`);
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}

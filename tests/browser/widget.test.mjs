@@ -13,7 +13,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startServer, launchBrowser, screenshot, STAFF } from './harness.mjs';
+import { startServer, launchBrowser, screenshot, waitInPage, STAFF } from './harness.mjs';
 
 const ANSWER = 120_000; // one model answer, generously (2 cores, maybe busy)
 
@@ -62,9 +62,14 @@ async function shop(t, { query = '', viewport = { width: 1200, height: 860 } } =
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
+  // The page runs under its real Content-Security-Policy: anything it
+  // blocks (an inline script, a style, the websocket) fails the test.
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
   t.after(async () => {
     await context.close();
-    assert.deepEqual(errors, [], 'no script errors on the page');
+    assert.deepEqual(errors, [], 'no script errors or policy violations on the page');
   });
   await page.goto(`${server.url}/${query}`);
   return { page, context, widget: page.locator('shopchat-widget') };
@@ -86,11 +91,10 @@ const sent = (page) => page.evaluate(() => window.__sent);
 
 /** Waits for the next answer_end after `after` frames; returns it. */
 async function answerEnd(page, after = 0, timeout = ANSWER) {
-  const handle = await page.waitForFunction(
+  return waitInPage(page,
     (n) => window.__frames.slice(n).find((f) => f.type === 'answer_end'),
     after, { timeout, polling: 100 },
   );
-  return handle.jsonValue();
 }
 
 /** The element of a shadow root that has the focus, as a short description. */
@@ -130,7 +134,7 @@ test('the demo page loads the widget in a shadow root', async (t) => {
   await widget.getByRole('button', { name: 'Talk to a person' }).waitFor();
   assert.equal(await widget.locator('[role="log"]').getAttribute('aria-live'), 'polite');
   // The panel connects: hello, then welcome with a session kept for reloads.
-  await page.waitForFunction(() => window.__frames.some((f) => f.type === 'welcome'));
+  await waitInPage(page, () => window.__frames.some((f) => f.type === 'welcome'));
   const stored = await page.evaluate(() => Object.keys(sessionStorage).find((k) => k.startsWith('shopchat:')));
   assert.ok(stored, 'the session is kept in sessionStorage');
   assert.deepEqual((await sent(page))[0], { type: 'hello', v: 1, lang: 'en' });
@@ -143,7 +147,7 @@ test('a question gets a streamed answer with sources, and feedback', async (t) =
   await widget.locator('.m.user', { hasText: 'How long does delivery to the UK take?' }).waitFor();
   // The typing indicator, then text while the answer is still streaming.
   await widget.locator('.dots').first().waitFor({ timeout: 30_000 });
-  await page.waitForFunction(() => {
+  await waitInPage(page, () => {
     const root = document.querySelector('shopchat-widget').shadowRoot;
     const streaming = root.querySelector('.m.bot[aria-busy="true"] .t');
     return streaming && streaming.textContent.trim().length > 0;
@@ -175,7 +179,7 @@ test('a question gets a streamed answer with sources, and feedback', async (t) =
   await up.click();
   assert.equal(await up.getAttribute('aria-pressed'), 'true');
   assert.equal(await answer.getByRole('button', { name: 'Not helpful' }).getAttribute('aria-pressed'), 'false');
-  await page.waitForFunction(() => window.__sent.some((f) => f.type === 'feedback'));
+  await waitInPage(page, () => window.__sent.some((f) => f.type === 'feedback'));
   assert.deepEqual((await sent(page)).find((f) => f.type === 'feedback'),
     { type: 'feedback', message_seq: end.seq, rating: 'up' });
 });
@@ -184,7 +188,7 @@ test('Stop ends a long answer early', async (t) => {
   const { page, widget } = await shop(t);
   await open(widget);
   await ask(widget, 'List every payment method you accept and explain how Klarna works');
-  await page.waitForFunction(() => window.__frames.some((f) => f.type === 'delta'), null, { timeout: ANSWER });
+  await waitInPage(page, () => window.__frames.some((f) => f.type === 'delta'), null, { timeout: ANSWER });
   const stop = widget.getByRole('button', { name: 'Stop the answer' });
   await stop.click();
   const stoppedAt = Date.now();
@@ -227,12 +231,12 @@ test('a dropped connection reconnects, and a cut answer comes back from the repl
   const { page, widget } = await shop(t);
   await open(widget);
   await ask(widget, 'What is your return policy?');
-  await page.waitForFunction(() => window.__frames.some((f) => f.type === 'delta' || f.type === 'answer_end'),
+  await waitInPage(page, () => window.__frames.some((f) => f.type === 'delta' || f.type === 'answer_end'),
     null, { timeout: ANSWER });
   await page.evaluate(() => window.__sockets[0].close());
   await widget.getByText('Chat is offline, reconnecting…').waitFor();
   // It reconnects after about a second and asks for what it has not seen.
-  await page.waitForFunction(() => window.__sockets.length === 2 && window.__frames.filter((f) => f.type === 'welcome').length === 2,
+  await waitInPage(page, () => window.__sockets.length === 2 && window.__frames.filter((f) => f.type === 'welcome').length === 2,
     null, { timeout: 20_000 });
   const hellos = (await sent(page)).filter((f) => f.type === 'hello');
   assert.equal(hellos.length, 2);
@@ -256,7 +260,7 @@ test('a connection that dies silently mid-answer: the answer is fetched once the
   const { page, widget } = await shop(t);
   await open(widget);
   await ask(widget, 'Can I pay with Klarna?');
-  await page.waitForFunction(() => window.__frames.some((f) => f.type === 'delta'), null, { timeout: ANSWER });
+  await waitInPage(page, () => window.__frames.some((f) => f.type === 'delta'), null, { timeout: ANSWER });
   // The widget sees its socket die, but the server does not (a dead network):
   // it goes on streaming the answer into the old connection.
   await page.evaluate(() => {
@@ -266,7 +270,7 @@ test('a connection that dies silently mid-answer: the answer is fetched once the
     old.onclose({ code: 1006 });
   });
   await widget.getByText('Chat is offline, reconnecting…').waitFor();
-  await page.waitForFunction(() => window.__frames.some((f) => f.type === 'welcome'), null, { timeout: 20_000 });
+  await waitInPage(page, () => window.__frames.some((f) => f.type === 'welcome'), null, { timeout: 20_000 });
   // The replay did not have the answer (still being written). Cut it short
   // on the old connection, as the server's idle timeout would, to keep this
   // test short.
@@ -369,7 +373,7 @@ test('talk to a person: the request, then a staff reply shown as text', async (t
 test('frames the server seldom sends: queued, busy, a failed answer, handoff resolved, resumed:false', async (t) => {
   const { page, widget } = await shop(t);
   await open(widget);
-  await page.waitForFunction(() => window.__frames.some((f) => f.type === 'welcome'));
+  await waitInPage(page, () => window.__frames.some((f) => f.type === 'welcome'));
   // Delivered to the widget as if the server had sent them.
   const serverSends = (...list) => page.evaluate((list) => {
     for (const f of list) window.__sockets[0].dispatchEvent(new MessageEvent('message', { data: JSON.stringify(f) }));

@@ -195,6 +195,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/events", get(staff::events));
     Router::new()
         .route("/", get(web::index))
+        .route("/demo.js", get(web::demo_script))
         .route("/widget.js", get(web::widget))
         .route("/console", get(web::console))
         .route("/console.js", get(web::console_script))

@@ -544,6 +544,71 @@ async fn messages_and_failed_verifications_are_rate_limited() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_attempts_cannot_pass_the_failure_limits_together() {
+    let server = TestServer::start_with(|config| {
+        config.limits.login_failures = 3;
+        config.limits.verify_failures = 2;
+    })
+    .await;
+
+    // 20 wrong logins at once from one address: each is counted before its
+    // password is checked, so no more than the limit get as far as a 401.
+    let body = json!({ "name": STAFF_NAME, "password": "wrong password" });
+    let logins = (0..20).map(|_| http(server.addr, "POST", "/api/login", &[], Some(&body)));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(logins).await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 17, "{statuses:?}");
+
+    // 10 wrong verifications on parallel connections from one address.
+    let mut guessers = Vec::new();
+    for _ in 0..10 {
+        guessers.push(Shopper::join(server.addr, "en").await.0);
+    }
+    let attempts = guessers.iter_mut().map(|guesser| async move {
+        guesser.send_frame(&verify_order(EMMA_ORDER, "guess@example.com")).await;
+        guesser.next_error().await
+    });
+    let codes = futures_util::future::join_all(attempts).await;
+    let not_verified = codes.iter().filter(|&&c| c == ErrorCode::NotVerified).count();
+    assert_eq!(not_verified, 2, "{codes:?}");
+    assert!(codes.iter().all(|&c| matches!(c, ErrorCode::NotVerified | ErrorCode::RateLimited)));
+
+    drop(guessers);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_allow_no_inline_script_and_the_console_cannot_be_framed() {
+    let server = TestServer::start().await;
+    for path in ["/", "/console"] {
+        let response = http(server.addr, "GET", path, &[], None).await;
+        assert_eq!(response.status, 200);
+        let policy = response.header("content-security-policy").expect("a policy");
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        assert!(!policy.contains("script-src 'self' 'unsafe-inline'"), "{path}: {policy}");
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        // What the policy forbids must not be needed: no inline script.
+        let page = response.text();
+        assert!(!page.contains("<script>"), "{path} has an inline script");
+        for script in page.split("<script").skip(1) {
+            assert!(script.trim_start().starts_with("src=\"/"), "{path}: <script{script}");
+        }
+    }
+    let console = http(server.addr, "GET", "/console", &[], None).await;
+    assert!(console.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(console.header("x-frame-options"), Some("DENY"));
+    for path in ["/widget.js", "/console.js", "/demo.js"] {
+        let response = http(server.addr, "GET", path, &[], None).await;
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"), "{path}");
+        // Shops embed the widget in their own pages: no framing rule on it.
+        assert_eq!(response.header("x-frame-options"), None, "{path}");
+    }
+    server.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------
 // Stopping, disconnecting, resuming
 // ---------------------------------------------------------------------------
@@ -1237,6 +1302,14 @@ impl Shopper {
                 _ => {}
             }
             frames.push(frame);
+        }
+    }
+
+    /// The next frame must be an error; its code.
+    async fn next_error(&mut self) -> ErrorCode {
+        match self.recv().await {
+            ServerFrame::Error { code, .. } => code,
+            other => panic!("expected an error, got {other:?}"),
         }
     }
 
