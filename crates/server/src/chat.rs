@@ -65,11 +65,8 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         return true;
     };
     let origin = origin.trim_end_matches('/');
-    let same_host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|host| origin.split_once("://").is_some_and(|(_, rest)| rest == host));
-    same_host || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/') == origin)
+    crate::origin::is_own_origin(origin, headers)
+        || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/') == origin)
 }
 
 /// What goes to the writer task.

@@ -31,6 +31,7 @@ mod chat;
 mod hub;
 mod limit;
 mod ops;
+mod origin;
 mod staff;
 mod state;
 mod web;

@@ -3,7 +3,7 @@
 //!
 //! Every route but `/api/login` needs a session, given as
 //! `Authorization: Bearer TOKEN` (scripts) or the `shopchat_session` cookie
-//! (the console: HttpOnly, SameSite=Strict). A cookie-authenticated request
+//! (the console: HttpOnly, SameSite=Strict, and Secure over HTTPS). A cookie-authenticated request
 //! that changes something must also come from the server's own origin, so
 //! another site cannot make a logged-in browser act (CSRF).
 
@@ -117,13 +117,20 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 
 /// Browsers send `Origin` on every cross-site POST, PUT and DELETE.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some(origin), Some(host)) => {
-            origin.trim_end_matches('/').split_once("://").is_some_and(|(_, rest)| rest == host)
-        }
-        _ => false,
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| crate::origin::is_own_origin(origin, headers))
+}
+
+/// The session cookie's attributes: `Secure` whenever the request came over
+/// HTTPS (directly or through a proxy that says so), so the browser never
+/// sends it over plain HTTP.
+fn cookie_attributes(headers: &HeaderMap) -> &'static str {
+    if crate::origin::is_https(headers) {
+        "HttpOnly; Secure; SameSite=Strict; Path=/"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
     }
 }
 
@@ -136,6 +143,7 @@ pub struct Login {
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(login): Json<Login>,
 ) -> Result<Response, ApiError> {
     let ip = peer.ip();
@@ -158,8 +166,9 @@ pub async fn login(
     state.login_failures.give_back(&ip, attempt);
     let expires_at = (OffsetDateTime::now_utc() + ttl).format(&Rfc3339).unwrap_or_default();
     let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{SESSION_COOKIE}={}; {}; Max-Age={}",
         token.as_str(),
+        cookie_attributes(&headers),
         ttl.as_secs()
     );
     let body = json!({ "token": token.as_str(), "name": staff.name, "expires_at": expires_at });
@@ -168,11 +177,12 @@ pub async fn login(
 
 pub async fn logout(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     session: StaffSession,
 ) -> Result<Response, ApiError> {
     let token = session.token;
     state.with_store(move |s| s.delete_session(&token)).await?;
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let cookie = format!("{SESSION_COOKIE}=; {}; Max-Age=0", cookie_attributes(&headers));
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 

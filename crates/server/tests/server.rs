@@ -848,13 +848,49 @@ async fn staff_routes_need_credentials_and_foreign_origins_are_refused() {
             .unwrap_or_else(|e| panic!("origin {origin:?} refused: {e}"));
         shopper.hello(hello("en")).await;
     }
-    match Shopper::connect_from(addr, Some("https://evil.example")).await {
-        Ok(_) => panic!("a foreign origin was let in"),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert!(response.status().is_client_error(), "{:?}", response.status())
+    // The scheme counts: an https page is not this plain-http server.
+    for foreign in ["https://evil.example".to_owned(), format!("https://{addr}")] {
+        match Shopper::connect_from(addr, Some(&foreign)).await {
+            Ok(_) => panic!("a foreign origin was let in: {foreign}"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert!(response.status().is_client_error(), "{:?}", response.status())
+            }
+            Err(other) => panic!("unexpected handshake error: {other}"),
         }
-        Err(other) => panic!("unexpected handshake error: {other}"),
     }
+
+    // Cookie-authenticated changes must come from this origin, scheme and all.
+    let login = http(addr, "POST", "/api/login", &[], Some(&body)).await;
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let note = json!({ "note": "hello" });
+    let path = format!("/api/conversations/{id}/note");
+    for origin in [format!("https://{addr}"), "https://evil.example".to_owned()] {
+        let headers = [("Cookie", cookie.clone()), ("Origin", origin.clone())];
+        let response = http(addr, "PUT", &path, &headers, Some(&note)).await;
+        assert_eq!(response.status, 403, "{origin}: {}", response.text());
+    }
+    let own = [("Cookie", cookie.clone()), ("Origin", format!("http://{addr}"))];
+    assert_eq!(http(addr, "PUT", &path, &own, Some(&note)).await.status, 404);
+
+    // Behind a proxy that ended TLS, the cookie is Secure and the https
+    // origin is the server's own.
+    let proxied = [("X-Forwarded-Proto", "https".to_owned())];
+    let login = http(addr, "POST", "/api/login", &proxied, Some(&body)).await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    let set_cookie = login.header("set-cookie").unwrap();
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let headers = [
+        ("Cookie", cookie),
+        ("Origin", format!("https://{addr}")),
+        ("X-Forwarded-Proto", "https".to_owned()),
+    ];
+    assert_eq!(http(addr, "PUT", &path, &headers, Some(&note)).await.status, 404);
+    assert!(!http(addr, "POST", "/api/login", &[], Some(&body))
+        .await
+        .header("set-cookie")
+        .unwrap()
+        .contains("Secure"));
 
     server.shutdown().await;
 }
