@@ -37,8 +37,11 @@ use crate::limit::Window;
 use crate::state::AppState;
 
 /// How often a streaming answer's text is saved, so that a killed process
-/// loses at most this much of it.
+/// loses at most this much of it: after this long, or this many deltas,
+/// whichever comes first. The first delta is saved before it is sent, so an
+/// answer the shopper has seen a word of is never stored empty.
 const SAVE_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+const SAVE_PROGRESS_DELTAS: u64 = 16;
 
 /// How long an orderly close may take to reach a client before giving up.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -174,7 +177,11 @@ struct Answering {
     received_at: Instant,
     first_token_at: Option<Instant>,
     deltas: u64,
+    /// When, and after how many deltas, the text was last saved.
     saved_at: Instant,
+    saved_deltas: u64,
+    /// The save in flight; the next one waits for it, so saves land in order.
+    saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 struct Session {
@@ -691,6 +698,8 @@ impl Session {
             first_token_at: None,
             deltas: 0,
             saved_at: Instant::now(),
+            saved_deltas: 0,
+            saving: None,
         });
         Ok(())
     }
@@ -709,14 +718,26 @@ impl Session {
                 let frame =
                     ServerFrame::Delta { seq: answering.seq, index: answering.deltas, text };
                 answering.deltas += 1;
-                if now.duration_since(answering.saved_at) >= SAVE_PROGRESS_EVERY {
+                let first = answering.saved_deltas == 0;
+                let due = first
+                    || answering.deltas - answering.saved_deltas >= SAVE_PROGRESS_DELTAS
+                    || now.duration_since(answering.saved_at) >= SAVE_PROGRESS_EVERY;
+                // A save still running is not overtaken: the next delta tries again.
+                if due && answering.saving.as_ref().is_none_or(|save| save.is_finished()) {
                     answering.saved_at = now;
+                    answering.saved_deltas = answering.deltas;
                     let (id, text) = (answering.message_id, answering.stream.text().to_owned());
                     let state = self.state.clone();
-                    // Not awaited: the answer streams on while the text is saved.
-                    tokio::spawn(async move {
+                    let save = tokio::spawn(async move {
                         let _ = state.with_store(move |s| s.save_answer_progress(id, &text)).await;
                     });
+                    if first {
+                        // One short write before the first word goes out.
+                        let _ = save.await;
+                    } else {
+                        // The answer streams on while the text is saved.
+                        answering.saving = Some(save);
+                    }
                 }
                 self.send(frame)
             }

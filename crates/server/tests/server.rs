@@ -624,6 +624,13 @@ async fn stop_ends_the_answer_at_once_and_keeps_what_was_said() {
 
     shopper.send_frame(&message("m-1", LONG_ANSWER)).await;
     let reader = shopper.read_until_first_delta().await;
+    // What the shopper has seen is already stored while the answer streams,
+    // so a killed process cannot leave an empty answer behind a seen one.
+    let streaming = server.transcript(&welcome.conversation_id).await;
+    let streaming = streaming.messages.last().expect("the answer being streamed");
+    assert_eq!(streaming.role, Role::Assistant);
+    assert_eq!(streaming.state, MessageState::Streaming, "{streaming:#?}");
+    assert!(!streaming.text.trim().is_empty(), "{streaming:#?}");
     shopper.send_frame(&ClientFrame::Stop).await;
     let stopped_at = Instant::now();
     let answer = shopper.finish_answer(reader).await;
