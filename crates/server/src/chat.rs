@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::hub::LiveEvent;
 use crate::limit::Window;
-use crate::state::AppState;
+use crate::state::{AppState, SessionGuard, SessionRefused};
 
 /// How often a streaming answer's text is saved, so that a killed process
 /// loses at most this much of it: after this long, or this many deltas,
@@ -58,7 +58,21 @@ pub async fn upgrade(
     let limits = &state.config.limits;
     ws.max_message_size(limits.max_ws_message_bytes)
         .max_frame_size(limits.max_ws_message_bytes)
-        .on_upgrade(move |socket| connection(socket, state, peer.ip()))
+        .on_upgrade(move |socket| async move {
+            match state.try_open_session(peer.ip()) {
+                Ok(guard) => connection(socket, state, peer.ip(), guard).await,
+                Err(refused) => close_at_once(socket, refused).await,
+            }
+        })
+}
+
+/// Over a connection cap: the upgrade is completed so that the page's
+/// script sees why (close code 1013, "try again later", and the reason),
+/// which a refused HTTP upgrade would not tell it.
+async fn close_at_once(mut socket: WebSocket, refused: SessionRefused) {
+    tracing::info!(reason = refused.reason(), "chat connection refused");
+    let close = CloseFrame { code: 1013, reason: refused.reason().into() };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(close)))).await;
 }
 
 /// Pages of the server itself and of the configured origins may connect;
@@ -91,8 +105,7 @@ enum End {
     MessageTooLarge,
 }
 
-async fn connection(socket: WebSocket, state: Arc<AppState>, ip: IpAddr) {
-    let _guard = state.session_opened();
+async fn connection(socket: WebSocket, state: Arc<AppState>, ip: IpAddr, _guard: SessionGuard) {
     let (sink, mut stream) = socket.split();
     let (frames, queue) = mpsc::channel(state.config.limits.outbox_frames);
     let (abort, aborted) = oneshot::channel();

@@ -63,6 +63,10 @@ pub struct Limits {
     pub max_ws_message_bytes: usize,
     /// Failed staff logins allowed per client address per `verify_window`.
     pub login_failures: u32,
+    /// Open chat websockets, overall and from one client address; a
+    /// connection over either is closed at once with code 1013.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +81,11 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(75),
             max_ws_message_bytes: 1 << 20,
             login_failures: 10,
+            // A session costs a few kilobytes and an outbox; the model's
+            // queue, not this, bounds the work. Per address: room for a
+            // shop's office or a carrier-grade NAT, not for one script.
+            max_connections: 2_000,
+            max_connections_per_address: 50,
         }
     }
 }
@@ -136,6 +145,8 @@ pub struct LimitsSection {
     pub verify_failures: Option<u32>,
     pub verify_window_minutes: Option<u64>,
     pub outbox_frames: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +224,12 @@ impl ConfigFile {
         }
         if let Some(frames) = limits.outbox_frames {
             target.outbox_frames = frames;
+        }
+        if let Some(n) = limits.max_connections {
+            target.max_connections = n;
+        }
+        if let Some(n) = limits.max_connections_per_address {
+            target.max_connections_per_address = n;
         }
     }
 }

@@ -1,8 +1,9 @@
 //! What every request handler shares.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use shopchat_pipeline::Assistant;
 use shopchat_store::Store;
@@ -26,7 +27,29 @@ pub struct AppState {
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     open_sessions: AtomicUsize,
+    /// Open chat websockets per client address; under the lock, the total
+    /// and this map change together.
+    sessions_by_address: Mutex<HashMap<IpAddr, usize>>,
     sessions_changed: Notify,
+}
+
+/// Why a chat connection was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefused {
+    /// `max_connections` chat websockets are open.
+    ServerFull,
+    /// `max_connections_per_address` are open from this client address.
+    AddressFull,
+}
+
+impl SessionRefused {
+    /// The websocket close reason the client is sent (with code 1013).
+    pub fn reason(self) -> &'static str {
+        match self {
+            SessionRefused::ServerFull => "server_full",
+            SessionRefused::AddressFull => "too_many_connections",
+        }
+    }
 }
 
 impl AppState {
@@ -49,14 +72,26 @@ impl AppState {
             login_failures,
             shutdown,
             open_sessions: AtomicUsize::new(0),
+            sessions_by_address: Mutex::new(HashMap::new()),
             sessions_changed: Notify::new(),
         }
     }
 
-    /// Counts a websocket session until the guard is dropped.
-    pub fn session_opened(self: &Arc<Self>) -> SessionGuard {
+    /// Counts a websocket session from `ip` until the guard is dropped, if
+    /// the connection caps (overall and per address) leave room for it.
+    pub fn try_open_session(self: &Arc<Self>, ip: IpAddr) -> Result<SessionGuard, SessionRefused> {
+        let limits = &self.config.limits;
+        let mut by_address = self.sessions_by_address.lock().unwrap_or_else(|e| e.into_inner());
+        if self.open_sessions.load(Ordering::SeqCst) >= limits.max_connections {
+            return Err(SessionRefused::ServerFull);
+        }
+        let from_ip = by_address.entry(ip).or_insert(0);
+        if *from_ip >= limits.max_connections_per_address {
+            return Err(SessionRefused::AddressFull);
+        }
+        *from_ip += 1;
         self.open_sessions.fetch_add(1, Ordering::SeqCst);
-        SessionGuard(self.clone())
+        Ok(SessionGuard { state: self.clone(), ip })
     }
 
     pub fn open_sessions(&self) -> usize {
@@ -88,12 +123,26 @@ impl AppState {
     }
 }
 
-pub struct SessionGuard(Arc<AppState>);
+pub struct SessionGuard {
+    state: Arc<AppState>,
+    ip: IpAddr,
+}
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.0.open_sessions.fetch_sub(1, Ordering::SeqCst);
-        self.0.sessions_changed.notify_waiters();
+        let state = &self.state;
+        {
+            let mut by_address =
+                state.sessions_by_address.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(from_ip) = by_address.get_mut(&self.ip) {
+                *from_ip -= 1;
+                if *from_ip == 0 {
+                    by_address.remove(&self.ip);
+                }
+            }
+            state.open_sessions.fetch_sub(1, Ordering::SeqCst);
+        }
+        state.sessions_changed.notify_waiters();
     }
 }
 

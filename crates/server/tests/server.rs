@@ -580,6 +580,46 @@ async fn parallel_attempts_cannot_pass_the_failure_limits_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_caps_are_closed_with_a_reason() {
+    let server = TestServer::start_with(|config| {
+        config.limits.max_connections_per_address = 2;
+    })
+    .await;
+    let (first, _) = Shopper::join(server.addr, "en").await;
+    let (second, _) = Shopper::join(server.addr, "en").await;
+    // The third from the same address is told why, and nothing else.
+    let mut third = Shopper::connect_from(server.addr, None).await.expect("the upgrade");
+    assert_eq!(third.close_code().await, Some(1013));
+    // A closed connection frees its place.
+    first.close().await;
+    let mut again = None;
+    for _ in 0..50 {
+        let mut shopper = Shopper::connect_from(server.addr, None).await.expect("the upgrade");
+        // Refused connections may be closed before the hello arrives.
+        let hello = serde_json::to_string(&hello("en")).unwrap();
+        let _ = shopper.ws.send(Message::text(hello)).await;
+        match shopper.next_message().await {
+            Some(Message::Text(_)) => {
+                again = Some(shopper);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(again.is_some(), "the place of a closed connection was not freed");
+    drop((second, again));
+    server.shutdown().await;
+
+    // The overall cap.
+    let server = TestServer::start_with(|config| config.limits.max_connections = 1).await;
+    let (only, _) = Shopper::join(server.addr, "en").await;
+    let mut over = Shopper::connect_from(server.addr, None).await.expect("the upgrade");
+    assert_eq!(over.close_code().await, Some(1013));
+    drop(only);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_allow_no_inline_script_and_the_console_cannot_be_framed() {
     let server = TestServer::start().await;
     for path in ["/", "/console"] {
