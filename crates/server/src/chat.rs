@@ -43,6 +43,10 @@ use crate::state::{AppState, SessionGuard, SessionRefused};
 const SAVE_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 const SAVE_PROGRESS_DELTAS: u64 = 16;
 
+/// How long a resumed client may take no frame of its replay before it is
+/// closed as a slow reader.
+const REPLAY_STALL: Duration = Duration::from_secs(10);
+
 /// How long an orderly close may take to reach a client before giving up.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -84,6 +88,61 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let origin = origin.trim_end_matches('/');
     crate::origin::is_own_origin(origin, headers)
         || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/') == origin)
+}
+
+/// One stored entry, as the protocol replays it.
+fn replay_frames(message: &StoredMessage) -> Vec<ServerFrame> {
+    let seq = u64::from(message.seq);
+    match message.role {
+        store::Role::Shopper => {
+            vec![ServerFrame::Ack { client_id: message.client_id.clone().unwrap_or_default(), seq }]
+        }
+        store::Role::Assistant if message.state != MessageState::Streaming => {
+            let details = message.answer.as_ref();
+            let sources: Vec<Source> = details
+                .map(|d| {
+                    d.sources
+                        .iter()
+                        .map(|s| Source {
+                            id: s.id.clone(),
+                            title: s.title.clone(),
+                            url: s.url.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let outcome = details.map_or(AnswerOutcome::Error, |d| outcome_to_wire(d.outcome));
+            let timings = details.map_or(
+                Timings { ttft_ms: None, total_ms: 0.0, tokens: 0, tokens_per_s: 0.0 },
+                |d| Timings {
+                    ttft_ms: d.timings.ttft_ms.map(f64::from),
+                    total_ms: f64::from(d.timings.total_ms),
+                    tokens: u64::from(d.timings.tokens),
+                    tokens_per_s: f64::from(d.timings.tokens_per_s),
+                },
+            );
+            let mut frames = vec![ServerFrame::AnswerStart { seq }];
+            if !sources.is_empty() {
+                frames.push(ServerFrame::Sources { seq, sources });
+            }
+            frames.push(ServerFrame::Delta { seq, index: 0, text: message.text.clone() });
+            frames.push(ServerFrame::AnswerEnd {
+                seq,
+                outcome,
+                text: None,
+                timings,
+                action: None,
+                sources: None,
+            });
+            frames
+        }
+        store::Role::Staff => vec![ServerFrame::StaffMessage {
+            seq,
+            author: message.author.clone().unwrap_or_default(),
+            text: message.text.clone(),
+        }],
+        store::Role::Assistant | store::Role::System => Vec::new(),
+    }
 }
 
 /// What goes to the writer task.
@@ -173,11 +232,23 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// Queues a frame; a full queue means the client is not reading.
     fn push(&self, out: Out) -> Result<(), End> {
         match self.frames.try_send(out) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => Err(End::SlowReader),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(End::ClientGone),
+        }
+    }
+
+    /// Queues a frame, waiting for room: for a replay, which may be longer
+    /// than the queue however fast the client reads. A client that takes
+    /// no frame for `REPLAY_STALL` is a slow reader all the same.
+    async fn push_waiting(&self, out: Out) -> Result<(), End> {
+        match tokio::time::timeout(REPLAY_STALL, self.frames.send(out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => Err(End::SlowReader),
         }
     }
 }
@@ -454,8 +525,11 @@ impl Session {
             resumed: true,
         })?;
         let after = last_seq.unwrap_or(0);
-        for message in messages.iter().filter(|m| u64::from(m.seq) > after) {
-            self.replay(message)?;
+        // With backpressure: a long conversation's replay does not fit in
+        // the outbox, and must not be taken for a client that stopped reading.
+        let replay = messages.iter().filter(|m| u64::from(m.seq) > after).flat_map(replay_frames);
+        for frame in replay {
+            self.outbox.push_waiting(Out::Frame(frame)).await?;
         }
         if self.needs_human {
             self.send(ServerFrame::Handoff { status: HandoffStatus::Requested })?;
@@ -489,61 +563,6 @@ impl Session {
         })?;
         self.conversation = Some(conversation.id);
         Ok(())
-    }
-
-    /// One stored entry, as the protocol replays it.
-    fn replay(&self, message: &StoredMessage) -> Result<(), End> {
-        let seq = u64::from(message.seq);
-        match message.role {
-            store::Role::Shopper => self.send(ServerFrame::Ack {
-                client_id: message.client_id.clone().unwrap_or_default(),
-                seq,
-            }),
-            store::Role::Assistant if message.state != MessageState::Streaming => {
-                self.send(ServerFrame::AnswerStart { seq })?;
-                let details = message.answer.as_ref();
-                let sources: Vec<Source> = details
-                    .map(|d| {
-                        d.sources
-                            .iter()
-                            .map(|s| Source {
-                                id: s.id.clone(),
-                                title: s.title.clone(),
-                                url: s.url.clone(),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !sources.is_empty() {
-                    self.send(ServerFrame::Sources { seq, sources })?;
-                }
-                self.send(ServerFrame::Delta { seq, index: 0, text: message.text.clone() })?;
-                let outcome = details.map_or(AnswerOutcome::Error, |d| outcome_to_wire(d.outcome));
-                let timings = details.map_or(
-                    Timings { ttft_ms: None, total_ms: 0.0, tokens: 0, tokens_per_s: 0.0 },
-                    |d| Timings {
-                        ttft_ms: d.timings.ttft_ms.map(f64::from),
-                        total_ms: f64::from(d.timings.total_ms),
-                        tokens: u64::from(d.timings.tokens),
-                        tokens_per_s: f64::from(d.timings.tokens_per_s),
-                    },
-                );
-                self.send(ServerFrame::AnswerEnd {
-                    seq,
-                    outcome,
-                    text: None,
-                    timings,
-                    action: None,
-                    sources: None,
-                })
-            }
-            store::Role::Staff => self.send(ServerFrame::StaffMessage {
-                seq,
-                author: message.author.clone().unwrap_or_default(),
-                text: message.text.clone(),
-            }),
-            store::Role::Assistant | store::Role::System => Ok(()),
-        }
     }
 
     fn conversation_id(&self) -> ConversationId {

@@ -778,6 +778,38 @@ async fn a_reconnecting_shopper_resumes_with_a_replay_and_resends_safely() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_longer_than_the_outbox_resumes_whole() {
+    // An outbox of 8 frames; the replay of 12 exchanges is about 60 frames.
+    let server = TestServer::start_with(|config| {
+        config.limits.outbox_frames = 8;
+        config.limits.messages_per_minute = 100;
+    })
+    .await;
+    let (mut shopper, welcome) = Shopper::join(server.addr, "en").await;
+    for i in 0..12 {
+        // Greetings are answered without the model.
+        assert_eq!(shopper.ask(&format!("m-{i}"), "hi").await.outcome, AnswerOutcome::Answered);
+    }
+    shopper.close().await;
+
+    let mut shopper = Shopper::connect(server.addr).await;
+    let resumed = shopper.hello(resume(&welcome.session, None)).await;
+    assert!(resumed.resumed);
+    for i in 0..12 {
+        let replay = shopper.read_answer().await;
+        assert!(
+            matches!(&replay.frames[0], ServerFrame::Ack { client_id, .. } if *client_id == format!("m-{i}")),
+            "{replay:#?}"
+        );
+        assert_eq!(replay.outcome, AnswerOutcome::Answered);
+    }
+    // Still connected: the replay was not taken for a slow reader.
+    shopper.ping().await;
+    drop(shopper);
+    server.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------
 // Load
 // ---------------------------------------------------------------------------
