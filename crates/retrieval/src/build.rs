@@ -47,7 +47,9 @@ pub struct BuildReport {
 /// Writes the knowledge base as a new generation under
 /// `data_dir/index/gen-<n>/`, switches `CURRENT` to it, and removes all
 /// generations but the new one and the one it replaces. Servers go on using
-/// the old generation until they call [`crate::IndexHandle::reload`].
+/// the old generation until they call [`crate::IndexHandle::reload`]. Builds
+/// of the same data directory, in this process or another, wait for each
+/// other (a lock on the index directory) once their vectors are computed.
 ///
 /// With an embedder, every public passage gets a vector; order passages
 /// never do, as the vector search only serves the general search.
@@ -74,6 +76,8 @@ pub fn build_index(
         None => None,
     };
 
+    // From here on, one build at a time per data directory.
+    let _lock = layout::lock_index(data_dir)?;
     let previous = match layout::read_current(data_dir) {
         Ok(generation) => Some(generation),
         // No index yet, or a broken one that this build replaces.

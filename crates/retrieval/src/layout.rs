@@ -12,7 +12,11 @@
 //!
 //! A build writes a whole new `gen-<n>` and only then replaces `CURRENT`
 //! (temp file, fsync, rename), so a server that opens or reloads the index
-//! sees either the old generation or the new one, never a mixture.
+//! sees either the old generation or the new one, never a mixture. Builds
+//! hold an exclusive lock on `index/LOCK` from choosing their generation to
+//! removing old ones, so two at once (the staff API's re-index and the CLI
+//! against a live server) run one after the other and never remove each
+//! other's generation.
 
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -27,6 +31,7 @@ use crate::{Error, Result};
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
 const CURRENT: &str = "CURRENT";
+const LOCK: &str = "LOCK";
 const PREFIX: &str = "gen-";
 
 /// What a generation holds, written when it is complete.
@@ -94,6 +99,25 @@ pub(crate) fn generations(data_dir: &Path) -> Result<Vec<u64>> {
     }
     found.sort_unstable();
     Ok(found)
+}
+
+/// Waits for, and holds until the file is dropped, the exclusive lock of
+/// the index directory: an OS file lock, so it also holds between
+/// processes, and is let go if the holder dies.
+pub(crate) fn lock_index(data_dir: &Path) -> Result<File> {
+    let index_dir = index_dir(data_dir);
+    fs::create_dir_all(&index_dir)
+        .map_err(Error::io(format!("cannot create {}", index_dir.display())))?;
+    let path = index_dir.join(LOCK);
+    let context = || format!("cannot lock {}", path.display());
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(context()))?;
+    file.lock().map_err(Error::io(context()))?;
+    Ok(file)
 }
 
 /// Creates the directory of a new generation numbered above every existing

@@ -404,7 +404,7 @@ fn rebuilding_while_a_reader_holds_the_old_generation_then_reloading() {
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     left.sort();
-    assert_eq!(left, ["CURRENT", "gen-2", "gen-3"]);
+    assert_eq!(left, ["CURRENT", "LOCK", "gen-2", "gen-3"]);
     assert!(handle.reload().unwrap());
 
     stop.store(true, Ordering::Relaxed);
@@ -420,6 +420,30 @@ fn rebuilding_while_a_reader_holds_the_old_generation_then_reloading() {
     let query = SearchQuery { text: "how long does delivery take", lang: None, limit: 3 };
     assert_eq!(ids(&old.search(&query).unwrap())[0], "faq/shipping-times@en");
     assert_eq!(old.number(), 1);
+}
+
+#[test]
+fn builds_at_once_wait_for_each_other_and_keep_each_others_generation() {
+    let data = tempfile::tempdir().unwrap();
+    let kb = Arc::new(knowledge_base());
+    for _round in 0..3 {
+        let builds: Vec<_> = (0..4)
+            .map(|_| {
+                let (kb, dir) = (kb.clone(), data.path().to_owned());
+                std::thread::spawn(move || build_index(&kb, &dir, None, &mut |_| {}))
+            })
+            .collect();
+        let mut generations: Vec<u64> = builds
+            .into_iter()
+            .map(|b| b.join().unwrap().expect("every build succeeds").generation)
+            .collect();
+        generations.sort_unstable();
+        generations.dedup();
+        assert_eq!(generations.len(), 4, "each build has its own generation");
+        // The index opens on the newest generation, complete.
+        let handle = IndexHandle::open(data.path(), None).unwrap();
+        assert!(!search(&handle, "How long does delivery to the UK take?", None).is_empty());
+    }
 }
 
 #[test]
