@@ -43,6 +43,6 @@ pub use generate::{FinishReason, SamplingConfig};
 pub use language_model::{FittedPrompt, LanguageModel, LoadConfig};
 pub use registry::{FetchOptions, ModelRegistry, Progress, Quantization};
 pub use worker::{
-    spawn_worker, Generation, GenerationEvent, GenerationRequest, GenerationStats, Prompt, Stopper,
-    WorkerConfig, WorkerHandle,
+    spawn_worker, Fault, Generation, GenerationEvent, GenerationRequest, GenerationStats, Prompt,
+    Stopper, WorkerConfig, WorkerHandle,
 };

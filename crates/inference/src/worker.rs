@@ -9,9 +9,17 @@
 //! It also keeps attention caches between requests: per conversation (a
 //! follow-up computes only its new tokens) and per system prompt (a new
 //! conversation starts from the already computed system turn).
+//!
+//! A panic is contained: one inside a generation's step fails that
+//! generation alone (`Failed`); one anywhere else in the loop fails the
+//! generations in flight, drops every kept cache (it may be half written)
+//! and starts the loop again, counted in [`WorkerHandle::restarts`]. While
+//! it recovers, and after its thread has ended, [`WorkerHandle::is_running`]
+//! is false, which the server's readiness check reports.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,7 +146,38 @@ pub struct WorkerHandle {
     waiting: Arc<AtomicUsize>,
     /// Generations the worker is advancing now.
     active: Arc<AtomicUsize>,
+    health: Arc<Health>,
     model: Arc<LanguageModel>,
+}
+
+/// What the worker thread says about itself.
+#[derive(Debug, Default)]
+struct Health {
+    running: AtomicBool,
+    restarts: AtomicU64,
+    /// A [`Fault`] to inject, as its number; 0 for none.
+    fault: AtomicU8,
+}
+
+/// A failure to provoke on purpose, for fault tests: the worker's next turn
+/// panics at this point.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    /// Inside a generation's step (as a kernel or a tensor shape bug would).
+    PanicInStep = 1,
+    /// In the worker's own loop, outside any generation.
+    PanicInLoop = 2,
+}
+
+/// Marks the worker not running when its thread ends, however it ends.
+struct RunningGuard(Arc<Health>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
+    }
 }
 
 impl WorkerHandle {
@@ -177,6 +216,23 @@ impl WorkerHandle {
     pub fn model(&self) -> &Arc<LanguageModel> {
         &self.model
     }
+
+    /// Whether the worker takes requests: false while it recovers from a
+    /// panic in its loop, and for good once its thread has ended.
+    pub fn is_running(&self) -> bool {
+        self.health.running.load(Ordering::SeqCst)
+    }
+
+    /// How often the worker's loop was started again after a panic.
+    pub fn restarts(&self) -> u64 {
+        self.health.restarts.load(Ordering::SeqCst)
+    }
+
+    /// Makes the worker's next turn panic at `fault` (fault tests only).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Fault) {
+        self.health.fault.store(fault as u8, Ordering::SeqCst);
+    }
 }
 
 /// Starts the worker thread. It ends when every handle has been dropped and
@@ -188,10 +244,12 @@ pub fn spawn_worker(model: Arc<LanguageModel>, config: WorkerConfig) -> Result<W
         ));
     }
     let (jobs, receiver) = mpsc::channel(config.queue_capacity);
+    let health = Arc::new(Health { running: AtomicBool::new(true), ..Health::default() });
     let handle = WorkerHandle {
         jobs,
         waiting: Arc::new(AtomicUsize::new(0)),
         active: Arc::new(AtomicUsize::new(0)),
+        health: health.clone(),
         model: model.clone(),
     };
     let worker = Worker {
@@ -200,6 +258,7 @@ pub fn spawn_worker(model: Arc<LanguageModel>, config: WorkerConfig) -> Result<W
         receiver,
         waiting: handle.waiting.clone(),
         active_count: handle.active.clone(),
+        health,
         active: VecDeque::new(),
         conversations: HashMap::new(),
         prefixes: Vec::new(),
@@ -242,6 +301,7 @@ struct Worker {
     receiver: mpsc::Receiver<Job>,
     waiting: Arc<AtomicUsize>,
     active_count: Arc<AtomicUsize>,
+    health: Arc<Health>,
     active: VecDeque<Active>,
     conversations: HashMap<String, CachedConversation>,
     prefixes: Vec<CachedPrefix>,
@@ -250,8 +310,48 @@ struct Worker {
 }
 
 impl Worker {
+    /// The thread's body: the loop, started again after a panic.
     fn run(mut self) {
+        let _running = RunningGuard(self.health.clone());
         loop {
+            match catch_unwind(AssertUnwindSafe(|| self.serve())) {
+                Ok(()) => return,
+                Err(panic) => self.recover(panic_message(&*panic)),
+            }
+        }
+    }
+
+    /// After a panic in the loop: what was in flight failed, and the kept
+    /// caches may be half written, so all of it goes.
+    fn recover(&mut self, message: String) {
+        self.health.running.store(false, Ordering::SeqCst);
+        tracing::error!(%message, "the inference worker panicked; starting it again");
+        let in_flight: Vec<Active> = self.active.drain(..).collect();
+        self.conversations.clear();
+        self.prefixes.clear();
+        self.active_count.store(0, Ordering::SeqCst);
+        self.health.restarts.fetch_add(1, Ordering::SeqCst);
+        self.health.running.store(true, Ordering::SeqCst);
+        // Told last, so that whoever hears of the failure sees the worker back.
+        for active in in_flight {
+            let _ = active.job.events.send(internal_failure());
+        }
+    }
+
+    /// A fault injected for this turn, taken so that it fires once.
+    fn take_fault(&self, fault: Fault) -> bool {
+        self.health
+            .fault
+            .compare_exchange(fault as u8, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Takes requests and advances generations until every handle is gone.
+    fn serve(&mut self) {
+        loop {
+            if self.take_fault(Fault::PanicInLoop) {
+                panic!("injected fault: a panic in the worker's loop");
+            }
             while self.active.len() < self.config.max_active {
                 let job = if self.active.is_empty() {
                     match self.receiver.blocking_recv() {
@@ -365,10 +465,26 @@ impl Worker {
         let step = if cancelled {
             Ok(Step::Finished { reason: FinishReason::Cancelled, text: String::new() })
         } else {
-            active.sequence.step(
+            let inject = self.take_fault(Fault::PanicInStep);
+            let (model, config) = (
                 &self.model,
                 StepConfig { prefill_chunk: self.config.prefill_chunk, ignore_stop_tokens: false },
-            )
+            );
+            // A panic here fails this generation only; its cache goes with it.
+            let stepped = catch_unwind(AssertUnwindSafe(|| {
+                if inject {
+                    panic!("injected fault: a panic in a generation's step");
+                }
+                active.sequence.step(model, config)
+            }));
+            match stepped {
+                Ok(step) => step,
+                Err(panic) => {
+                    tracing::error!(message = %panic_message(&*panic), "a generation panicked");
+                    let _ = active.job.events.send(internal_failure());
+                    return None;
+                }
+            }
         };
         let step = match step {
             Ok(step) => step,
@@ -469,6 +585,22 @@ fn stats(active: &Active, reason: FinishReason) -> GenerationStats {
         } else {
             0.0
         },
+    }
+}
+
+/// What a generation lost to a panic reports: no details, which are logged.
+fn internal_failure() -> GenerationEvent {
+    GenerationEvent::Failed {
+        message: "the model failed on this request (an internal error)".into(),
+        user_error: false,
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => (*text).to_owned(),
+        (_, Some(text)) => text.clone(),
+        _ => "a panic without a message".to_owned(),
     }
 }
 

@@ -10,7 +10,7 @@ use shopchat_core::ChatMessage;
 use shopchat_inference::registry::ModelRegistry;
 use shopchat_inference::tokenizer::{Tokenizer, Utf8Stream};
 use shopchat_inference::{
-    spawn_worker, Error, FetchOptions, FinishReason, Generation, GenerationEvent,
+    spawn_worker, Error, Fault, FetchOptions, FinishReason, Generation, GenerationEvent,
     GenerationRequest, GenerationStats, LanguageModel, LoadConfig, Progress, Prompt,
     SamplingConfig, WorkerConfig, WorkerHandle,
 };
@@ -247,6 +247,37 @@ fn stop_ends_a_generation_early() {
     let stats = outcome.stats.expect("a cancelled generation still finishes");
     assert_eq!(stats.finish_reason, FinishReason::Cancelled);
     assert!(stats.generated_tokens < 400);
+}
+
+#[test]
+fn a_panic_fails_only_what_it_hit_and_the_worker_goes_on() {
+    let worker = worker(WorkerConfig::standard());
+    let model = smollm2();
+    let prompt = || chat(None, "What is the capital of France?");
+
+    // In a generation's step: that generation fails, the worker stays up.
+    let mut generation = worker.submit(request(counting_prompt(&model), 400)).unwrap();
+    while !matches!(generation.events.blocking_recv(), Some(GenerationEvent::Text(_))) {}
+    worker.inject_fault(Fault::PanicInStep);
+    let failed = collect(generation);
+    let (message, user_error) = failed.failure.expect("the generation fails");
+    assert!(!user_error && message.contains("internal error"), "{message}");
+    assert!(failed.stats.is_none());
+    assert!(worker.is_running());
+    assert_eq!(worker.restarts(), 0);
+    let next = run(&worker, request(prompt(), 8));
+    assert!(next.failure.is_none() && next.stats.is_some(), "{:?}", next.failure);
+
+    // In the worker's own loop: what was in flight fails, the loop starts
+    // again and serves the next request.
+    let mut generation = worker.submit(request(counting_prompt(&model), 400)).unwrap();
+    while !matches!(generation.events.blocking_recv(), Some(GenerationEvent::Text(_))) {}
+    worker.inject_fault(Fault::PanicInLoop);
+    assert!(collect(generation).failure.is_some());
+    assert_eq!(worker.restarts(), 1);
+    assert!(worker.is_running());
+    let next = run(&worker, request(prompt(), 8));
+    assert!(next.failure.is_none() && next.stats.is_some(), "{:?}", next.failure);
 }
 
 #[test]

@@ -71,18 +71,26 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the model's worker runs and the index opens a generation.
+/// Ready when every model's worker runs (not while one recovers from a
+/// panic) and the index opens a generation; 503 otherwise, so that a load
+/// balancer sends shoppers elsewhere.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let assistant = &state.assistant;
     let generation = assistant.index().current();
-    let model = assistant.models().first().map(|m| m.name.clone()).unwrap_or_default();
+    let models = assistant.models();
+    let model = models.first().map(|m| m.name.clone()).unwrap_or_default();
+    let down: Vec<&str> =
+        models.iter().filter(|m| !m.worker.is_running()).map(|m| m.name.as_str()).collect();
+    let ready = down.is_empty();
     let body = serde_json::json!({
-        "ready": true,
+        "ready": ready,
         "model": model,
+        "models_down": down,
         "index_generation": generation.number(),
         "passages": generation.passage_count(),
     });
-    (StatusCode::OK, axum::Json(body)).into_response()
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -131,6 +139,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let _ = writeln!(out, "# HELP shopchat_active_generations Answers being generated.");
     let _ = writeln!(out, "# TYPE shopchat_active_generations gauge");
     let _ = writeln!(out, "shopchat_active_generations {active}");
+    let restarts: u64 = state.assistant.models().iter().map(|m| m.worker.restarts()).sum();
+    let _ = writeln!(
+        out,
+        "# HELP shopchat_worker_restarts_total Model worker loops started again after a panic."
+    );
+    let _ = writeln!(out, "# TYPE shopchat_worker_restarts_total counter");
+    let _ = writeln!(out, "shopchat_worker_restarts_total {restarts}");
     let _ = writeln!(out, "# HELP shopchat_open_sessions Connected chat websockets.");
     let _ = writeln!(out, "# TYPE shopchat_open_sessions gauge");
     let _ = writeln!(out, "shopchat_open_sessions {}", state.open_sessions());

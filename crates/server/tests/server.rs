@@ -1069,6 +1069,32 @@ async fn staff_review_tag_note_search_export_and_reindex() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_model_fails_one_answer_and_the_server_stays_ready() {
+    let server = TestServer::start().await;
+    let worker = server.server.assistant().models()[0].worker.clone();
+    let (mut shopper, welcome) = Shopper::join(server.addr, "en").await;
+
+    shopper.send_frame(&message("m-1", LONG_ANSWER)).await;
+    let reader = shopper.read_until_first_delta().await;
+    worker.inject_fault(shopchat_inference::Fault::PanicInStep);
+    let answer = shopper.finish_answer(reader).await;
+    assert_eq!(answer.outcome, AnswerOutcome::Error, "{answer:#?}");
+    let stored = server.finished_answer(&welcome.conversation_id, answer.seq).await;
+    assert_eq!(stored.state, MessageState::Failed, "{stored:#?}");
+
+    let ready = http(server.addr, "GET", "/readyz", &[], None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["models_down"], json!([]));
+    // The next question is answered by the model as before.
+    let next = shopper.ask("m-2", UK_DELIVERY).await;
+    assert!(next.timings.ttft_ms.is_some(), "{next:#?}");
+    assert_ne!(next.outcome, AnswerOutcome::Error, "{next:#?}");
+
+    drop(shopper);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_a_clean_shutdown() {
     let server = TestServer::start().await;
     let addr = server.addr;
