@@ -67,6 +67,13 @@ pub struct Limits {
     /// connection over either is closed at once with code 1013.
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// HTTP requests (pages, the staff API) handled at once; more wait for
+    /// a turn within their deadline.
+    pub http_concurrency: usize,
+    /// The deadline of an HTTP request; past it the client gets 503.
+    pub http_request_timeout: Duration,
+    /// The deadline of an export or a re-index.
+    pub http_long_request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -86,6 +93,9 @@ impl Default for Limits {
             // shop's office or a carrier-grade NAT, not for one script.
             max_connections: 2_000,
             max_connections_per_address: 50,
+            http_concurrency: 64,
+            http_request_timeout: Duration::from_secs(30),
+            http_long_request_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -147,6 +157,8 @@ pub struct LimitsSection {
     pub outbox_frames: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
+    pub http_concurrency: Option<usize>,
+    pub http_request_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +242,12 @@ impl ConfigFile {
         }
         if let Some(n) = limits.max_connections_per_address {
             target.max_connections_per_address = n;
+        }
+        if let Some(n) = limits.http_concurrency {
+            target.http_concurrency = n.max(1);
+        }
+        if let Some(seconds) = limits.http_request_timeout_seconds {
+            target.http_request_timeout = Duration::from_secs(seconds.max(1));
         }
     }
 }

@@ -39,12 +39,16 @@ mod web;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use shopchat_pipeline::{Assistant, IndexStatus};
 use shopchat_store::{SqliteStore, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::ServiceBuilder;
+use tower_http::timeout::TimeoutLayer;
 
 pub use config::{ConfigFile, Limits, ServerConfig};
 use state::AppState;
@@ -180,6 +184,18 @@ impl Server {
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    let limits = &state.config.limits;
+    // Quick requests: a deadline, and a cap on how many run at once (the
+    // rest wait their turn within the deadline), so a flood of requests
+    // queues instead of piling work onto the store's threads.
+    let quick = || {
+        ServiceBuilder::new()
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                limits.http_request_timeout,
+            ))
+            .layer(ConcurrencyLimitLayer::new(limits.http_concurrency))
+    };
     let api = Router::new()
         .route("/login", post(staff::login))
         .route("/logout", post(staff::logout))
@@ -191,19 +207,33 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/conversations/{id}/note", put(staff::set_note))
         .route("/conversations/{id}/reply", post(staff::reply))
         .route("/conversations/{id}/resolve", post(staff::resolve))
+        .layer(quick());
+    // Long requests: an export or a re-index takes as long as the data is
+    // big; one of each kind at a time, with a generous deadline.
+    let long = Router::new()
         .route("/export", get(staff::export))
         .route("/reindex", post(staff::reindex))
-        .route("/events", get(staff::events));
-    Router::new()
+        .layer(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    limits.http_long_request_timeout,
+                ))
+                .layer(ConcurrencyLimitLayer::new(2)),
+        );
+    let pages = Router::new()
         .route("/", get(web::index))
         .route("/demo.js", get(web::demo_script))
         .route("/widget.js", get(web::widget))
         .route("/console", get(web::console))
         .route("/console.js", get(web::console_script))
-        .route("/ws", get(chat::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .nest("/api", api)
-        .with_state(state)
+        .layer(quick());
+    // Streams that last as long as the client stays: the chat socket (its
+    // own heartbeat and idle timeout close it) and the staff events.
+    let streams =
+        Router::new().route("/ws", get(chat::upgrade)).route("/api/events", get(staff::events));
+    Router::new().merge(pages).merge(streams).nest("/api", api.merge(long)).with_state(state)
 }

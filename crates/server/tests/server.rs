@@ -620,6 +620,32 @@ async fn connections_over_the_caps_are_closed_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_have_a_deadline_and_the_chat_socket_does_not() {
+    let server = TestServer::start_with(|config| {
+        config.limits.http_request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // A client that sends a tenth of its body and then nothing (a slow
+    // client holding a request open) gets 503 at the deadline.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":";
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut response))
+        .await
+        .expect("an answer at the deadline")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response[..read]);
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    // The chat socket has no deadline: it outlives one.
+    let (mut shopper, _) = Shopper::join(server.addr, "en").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    shopper.ping().await;
+    drop(shopper);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_allow_no_inline_script_and_the_console_cannot_be_framed() {
     let server = TestServer::start().await;
     for path in ["/", "/console"] {
