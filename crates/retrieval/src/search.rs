@@ -448,34 +448,35 @@ impl Generation {
         let terms = query_terms(&self.index, lang, query.text)
             .map_err(Error::index("cannot analyze the query"))?;
         let weights = self.term_weights(&searcher, lang, &terms);
+        let field = self.fields.text(lang);
         let total: f32 = weights.iter().map(|(_, w)| w).sum();
         let unknown: f32 = weights
             .iter()
-            .filter(|(term, _)| !self.knows(&searcher, lang, term))
+            .filter(|(term, _)| !self.knows(&searcher, lang, field, term))
             .map(|(_, w)| w)
             .sum();
         Ok(QuerySignals { unknown_share: if total > 0.0 { unknown / total } else { 1.0 } })
     }
 
-    /// Whether any passage uses `term`, in its title or its text: a word
-    /// that only an FAQ question uses (次日达 in "有加急或次日达服务吗？",
-    /// whose answer says 下一个工作日送达) is known all the same. A long
-    /// English word one typo away from a used one counts as known: shoppers
-    /// misspell ("shiping"), and a typo must not make a question look like
-    /// one the shop cannot answer.
-    fn knows(&self, searcher: &Searcher, lang: Language, term: &str) -> bool {
-        let fields = [self.fields.title(lang), self.fields.text(lang)];
-        let terms = fields.map(|field| tantivy::Term::from_field_text(field, term));
-        if terms.iter().any(|t| searcher.doc_freq(t).unwrap_or(0) > 0) {
+    /// Whether any passage uses `term`. A long English word one typo away
+    /// from a used one counts as known: shoppers misspell ("shiping"), and a
+    /// typo must not make a question look like one the shop cannot answer.
+    fn knows(
+        &self,
+        searcher: &Searcher,
+        lang: Language,
+        field: tantivy::schema::Field,
+        term: &str,
+    ) -> bool {
+        let indexed = tantivy::Term::from_field_text(field, term);
+        if searcher.doc_freq(&indexed).unwrap_or(0) > 0 {
             return true;
         }
         if lang != Language::En || term.chars().count() < 5 {
             return false;
         }
-        terms.into_iter().any(|t| {
-            let fuzzy = tantivy::query::FuzzyTermQuery::new(t, 1, true);
-            searcher.search(&fuzzy, &tantivy::collector::Count).unwrap_or(0) > 0
-        })
+        let fuzzy = tantivy::query::FuzzyTermQuery::new(indexed, 1, true);
+        searcher.search(&fuzzy, &tantivy::collector::Count).unwrap_or(0) > 0
     }
 
     /// Each query term with its inverse document frequency in the query
