@@ -534,7 +534,9 @@ fn the_gate_rule_is_fitted_into_the_shop_folder_and_read_from_there() {
     assert!(message.contains("gate.toml"), "{message}");
 
     // A rule fitted by logistic regression weighs every signal, and is
-    // written and read back the same way.
+    // written and read back the same way (over the broken file's removal:
+    // fitting starts from the shop's current rules).
+    std::fs::remove_file(shop.join("gate.toml")).unwrap();
     let fitted = shopchat(&[
         "eval",
         "gate",
