@@ -46,12 +46,36 @@ pub struct GateArgs {
     /// The shop whose rule (`gate.toml`) is scored; without one, the default.
     #[arg(long, default_value = "faq")]
     shop: PathBuf,
+    /// How --calibrate fits a rule: `grid` (cosine + w * coverage, with the
+    /// unknown share as a veto) or `logistic` (every signal weighted).
+    #[arg(long, value_enum, default_value = "grid")]
+    fit: GateFit,
     /// With --calibrate: write the rules fitted on all the questions to the
     /// shop's `gate.toml`, where the server reads them.
     #[arg(long, requires = "calibrate")]
     write: bool,
+    /// Writes each question's raw signals (its top hits with their BM25 and
+    /// cosine places, coverage, unknown share) as JSON lines, to study other
+    /// rules without rebuilding.
+    #[arg(long)]
+    dump: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GateFit {
+    Grid,
+    Logistic,
+}
+
+impl GateFit {
+    fn calibrate(self, examples: &[(GateSignals, bool)]) -> shopchat_retrieval::gate::GateRule {
+        match self {
+            GateFit::Grid => calibrate(examples),
+            GateFit::Logistic => shopchat_retrieval::gate_fit::calibrate_logistic(examples),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -196,6 +220,10 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
     };
     let mut fitted = config.clone();
     let mut examples: Vec<(Language, GateSignals, bool)> = Vec::new();
+    // Per language: in-scope questions that name their expected FAQ entry,
+    // and how many of those find it first.
+    let mut first_places: std::collections::HashMap<Language, (usize, usize)> = Default::default();
+    let mut dump = Vec::new();
     for (number, question) in read_jsonl(&args.questions)?.iter().enumerate() {
         let (Some(text), Some(lang), Some(in_scope)) =
             (question["q"].as_str(), question["lang"].as_str(), question["in_scope"].as_bool())
@@ -207,9 +235,23 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
             );
         };
         let lang = parse_language(lang)?;
-        let query = SearchQuery { text, lang: Some(lang), limit: 10 };
+        // Deep enough to hold every candidate of both rankings, for the dump.
+        let query = SearchQuery { text, lang: Some(lang), limit: 100 };
         let hits = index.search(&query)?;
-        examples.push((lang, GateSignals::of(&index.query_signals(&query)?, &hits), in_scope));
+        let signals = index.query_signals(&query)?;
+        if let (true, Some(expected)) = (in_scope, question["expect_id"].as_str()) {
+            let entry = first_places.entry(lang).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(hits.first().is_some_and(|h| is_expected(&h.passage, expected)));
+        }
+        if args.dump.is_some() {
+            dump.push(dump_line(question, &signals, &hits).to_string());
+        }
+        examples.push((lang, GateSignals::of(&signals, &hits), in_scope));
+    }
+    if let Some(path) = &args.dump {
+        std::fs::write(path, dump.join("\n") + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut report = serde_json::Map::new();
     report.insert("mode".into(), (if hybrid { "hybrid" } else { "bm25" }).into());
@@ -228,6 +270,12 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
             "mode": if lang_hybrid { "hybrid" } else { "bm25" },
             "shipped": counts_json(&GateCounts::of(&rule, &labelled)),
         });
+        if let Some(&(asked, first)) = first_places.get(&lang) {
+            entry["expected_first"] = serde_json::json!({
+                "in_scope_with_expect_id": asked,
+                "share": first as f64 / asked.max(1) as f64,
+            });
+        }
         if args.calibrate {
             // Two-fold: fit on even lines, test on odd ones, and the reverse.
             let halves: [Vec<(GateSignals, bool)>; 2] = [
@@ -236,14 +284,14 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
             ];
             let mut held_out = GateCounts::default();
             for (fit, test) in [(0, 1), (1, 0)] {
-                let counts = GateCounts::of(&calibrate(&halves[fit]), &halves[test]);
+                let counts = GateCounts::of(&args.fit.calibrate(&halves[fit]), &halves[test]);
                 held_out.true_covered += counts.true_covered;
                 held_out.false_covered += counts.false_covered;
                 held_out.true_refused += counts.true_refused;
                 held_out.false_refused += counts.false_refused;
             }
             entry["held_out"] = counts_json(&held_out);
-            let rule = calibrate(&labelled);
+            let rule = args.fit.calibrate(&labelled);
             fitted.set_rule(lang, lang_hybrid, rule);
             entry["fitted_on_all"] = serde_json::to_value(rule)?;
         }
@@ -251,10 +299,20 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
     }
     if args.write {
         let header = format!(
-            "The relevance gate's rule for this shop, fitted by\n  shopchat eval gate --calibrate --write --shop {} --questions {}\non {} labelled questions. Rerun it after changing the knowledge base.",
+            "The relevance gate's rule for this shop, fitted by\n  shopchat eval gate --calibrate --fit {} --write --shop {} --questions {}\non {} labelled questions, with the embedding model {}. Rerun it after changing the knowledge base\nor the embedding model.",
+            match args.fit {
+                GateFit::Grid => "grid",
+                GateFit::Logistic => "logistic",
+            },
             args.shop.display(),
             args.questions.display(),
-            examples.len()
+            examples.len(),
+            if hybrid {
+                crate::knowledge::chosen_embedding_model()
+                    .unwrap_or(crate::knowledge::EMBEDDING_MODEL)
+            } else {
+                "none (BM25 only)"
+            }
         );
         std::fs::write(&gate_file, fitted.to_toml(&header))
             .with_context(|| format!("writing {}", gate_file.display()))?;
@@ -267,6 +325,45 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// Whether a hit is the passage a gate question expects: the FAQ entry of
+/// that id, or a section of the policy document of that id (`returns` for
+/// "what is your returns policy").
+fn is_expected(passage: &shopchat_retrieval::Passage, expected: &str) -> bool {
+    let id = faq_id(&passage.id);
+    match id.strip_prefix("policy/") {
+        Some(policy) => policy.split('#').next() == Some(expected),
+        None => passage.kind == PassageKind::Faq && id == expected,
+    }
+}
+
+/// One question's raw signals for `--dump`.
+fn dump_line(
+    question: &serde_json::Value,
+    signals: &shopchat_retrieval::QuerySignals,
+    hits: &[shopchat_retrieval::Hit],
+) -> serde_json::Value {
+    let hits: Vec<serde_json::Value> = hits
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "id": faq_id(&h.passage.id),
+                "kind": h.passage.kind,
+                "bm25": h.bm25.map(|r| (r.score, r.rank)),
+                "cosine": h.cosine.map(|r| (r.score, r.rank)),
+                "coverage": h.coverage,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "q": question["q"],
+        "lang": question["lang"],
+        "in_scope": question["in_scope"],
+        "expect_id": question["expect_id"],
+        "unknown_share": signals.unknown_share,
+        "hits": hits,
+    })
 }
 
 fn counts_json(counts: &GateCounts) -> serde_json::Value {

@@ -532,6 +532,30 @@ fn the_gate_rule_is_fitted_into_the_shop_folder_and_read_from_there() {
     assert!(!broken.status.success());
     let message = String::from_utf8_lossy(&broken.stderr);
     assert!(message.contains("gate.toml"), "{message}");
+
+    // A rule fitted by logistic regression weighs every signal, and is
+    // written and read back the same way (over the broken file's removal:
+    // fitting starts from the shop's current rules).
+    std::fs::remove_file(shop.join("gate.toml")).unwrap();
+    let fitted = shopchat(&[
+        "eval",
+        "gate",
+        "--calibrate",
+        "--fit",
+        "logistic",
+        "--write",
+        "--shop",
+        shop_arg,
+        "--data-dir",
+        data,
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&fitted)).unwrap();
+    assert!(report["en"]["held_out"]["recall"].as_f64().unwrap() > 0.0, "{report}");
+    let written = std::fs::read_to_string(shop.join("gate.toml")).unwrap();
+    assert!(written.contains("--fit logistic") && written.contains("margin_weight"), "{written}");
+    let answered = stdout(&ask("How long does delivery to the UK take?"));
+    assert!(!answered.contains("outcome: refused"), "{answered}");
 }
 
 #[test]

@@ -20,19 +20,46 @@ use crate::{Hit, QuerySignals};
 /// How many of the top hits the gate looks at.
 const CONSIDERED_HITS: usize = 3;
 
-/// One language's rule: covered when `cosine + coverage_weight * coverage`
+/// One language's rule: covered when the weighted sum of the signals
 /// reaches `threshold` and words unknown to the knowledge base carry less
-/// than `max_unknown_share` of the question.
+/// than `max_unknown_share` of the question. A grid-fitted rule weighs the
+/// cosine 1 and only coverage besides; a rule fitted by logistic regression
+/// ([`crate::gate_fit::calibrate_logistic`]) weighs every signal.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GateRule {
+    #[serde(default = "one")]
+    pub cosine_weight: f32,
     pub coverage_weight: f32,
+    #[serde(default)]
+    pub margin_weight: f32,
+    #[serde(default)]
+    pub unknown_weight: f32,
     pub threshold: f32,
     pub max_unknown_share: f32,
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 impl GateRule {
+    /// The rule of the grid search: `cosine + coverage_weight * coverage`.
+    pub fn grid(coverage_weight: f32, threshold: f32, max_unknown_share: f32) -> Self {
+        Self {
+            cosine_weight: 1.0,
+            coverage_weight,
+            margin_weight: 0.0,
+            unknown_weight: 0.0,
+            threshold,
+            max_unknown_share,
+        }
+    }
+
     pub fn score(&self, signals: &GateSignals) -> f32 {
-        signals.cosine.unwrap_or(0.0) + self.coverage_weight * signals.coverage
+        self.cosine_weight * signals.cosine.unwrap_or(0.0)
+            + self.coverage_weight * signals.coverage
+            + self.margin_weight * signals.margin.unwrap_or(0.0)
+            + self.unknown_weight * signals.unknown_share
     }
 
     pub fn covers(&self, signals: &GateSignals) -> bool {
@@ -84,13 +111,29 @@ impl GateConfig {
             ("bm25_en", self.bm25_en),
             ("bm25_zh", self.bm25_zh),
         ];
-        // Written by hand, two decimals: the grid steps are 0.01, and f32
-        // through serde would print 0.9399999976158142.
+        // Written by hand: f32 through serde would print 0.9399999976158142.
+        // A grid rule's steps are 0.01, so two decimals hold it; a logistic
+        // rule's weights are not rounded to a grid, so they keep four.
         for (name, rule) in rules {
-            text.push_str(&format!(
-                "\n[{name}]\ncoverage_weight = {:.2}\nthreshold = {:.2}\nmax_unknown_share = {:.2}\n",
-                rule.coverage_weight, rule.threshold, rule.max_unknown_share
-            ));
+            text.push_str(&format!("\n[{name}]\n"));
+            if rule.cosine_weight == 1.0 && rule.margin_weight == 0.0 && rule.unknown_weight == 0.0
+            {
+                text.push_str(&format!(
+                    "coverage_weight = {:.2}\nthreshold = {:.2}\nmax_unknown_share = {:.2}\n",
+                    rule.coverage_weight, rule.threshold, rule.max_unknown_share
+                ));
+            } else {
+                text.push_str(&format!(
+                    "cosine_weight = {:.4}\ncoverage_weight = {:.4}\nmargin_weight = {:.4}\n\
+                     unknown_weight = {:.4}\nthreshold = {:.4}\nmax_unknown_share = {:.2}\n",
+                    rule.cosine_weight,
+                    rule.coverage_weight,
+                    rule.margin_weight,
+                    rule.unknown_weight,
+                    rule.threshold,
+                    rule.max_unknown_share
+                ));
+            }
         }
         text
     }
@@ -102,10 +145,10 @@ impl GateConfig {
     /// why each shop should fit its own with `eval gate --calibrate --write`.
     pub fn calibrated() -> Self {
         Self {
-            hybrid_en: GateRule { coverage_weight: 1.5, threshold: 0.94, max_unknown_share: 0.4 },
-            hybrid_zh: GateRule { coverage_weight: 0.5, threshold: 0.71, max_unknown_share: 0.8 },
-            bm25_en: GateRule { coverage_weight: 0.0, threshold: 0.0, max_unknown_share: 0.3 },
-            bm25_zh: GateRule { coverage_weight: 1.5, threshold: 0.25, max_unknown_share: 0.8 },
+            hybrid_en: GateRule::grid(1.5, 0.94, 0.4),
+            hybrid_zh: GateRule::grid(0.5, 0.71, 0.8),
+            bm25_en: GateRule::grid(0.0, 0.0, 0.3),
+            bm25_zh: GateRule::grid(1.5, 0.25, 0.8),
         }
     }
 
@@ -144,6 +187,12 @@ pub struct GateSignals {
     pub cosine: Option<f32>,
     /// Best coverage among the top hits.
     pub coverage: f32,
+    /// How far the best cosine among all the hits stands above the second
+    /// best: a question one entry answers tends to stand out, one the shop
+    /// does not cover resembles many entries a little. `None` without
+    /// vectors or with fewer than two.
+    #[serde(default)]
+    pub margin: Option<f32>,
     /// See [`QuerySignals::unknown_share`].
     pub unknown_share: f32,
 }
@@ -153,7 +202,10 @@ impl GateSignals {
         let top = &hits[..hits.len().min(CONSIDERED_HITS)];
         let cosine = top.iter().filter_map(|h| h.cosine.map(|c| c.score)).reduce(f32::max);
         let coverage = top.iter().map(|h| h.coverage).fold(0.0, f32::max);
-        Self { cosine, coverage, unknown_share: query.unknown_share }
+        let mut cosines: Vec<f32> = hits.iter().filter_map(|h| h.cosine.map(|c| c.score)).collect();
+        cosines.sort_by(|a, b| b.total_cmp(a));
+        let margin = (cosines.len() >= 2).then(|| cosines[0] - cosines[1]);
+        Self { cosine, coverage, margin, unknown_share: query.unknown_share }
     }
 }
 
@@ -173,13 +225,12 @@ pub fn calibrate(examples: &[(GateSignals, bool)]) -> GateRule {
     const WEIGHTS: [f32; 8] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
     // 1.01 is "no veto": a share never reaches it.
     const VETOES: [f32; 8] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01];
-    let mut best =
-        (GateRule { coverage_weight: 1.0, threshold: 0.5, max_unknown_share: 1.01 }, -1.0f32);
+    let mut best = (GateRule::grid(1.0, 0.5, 1.01), -1.0f32);
     for max_unknown_share in VETOES {
         for coverage_weight in WEIGHTS {
             for step in 0..=300 {
                 let threshold = step as f32 / 100.0;
-                let rule = GateRule { coverage_weight, threshold, max_unknown_share };
+                let rule = GateRule::grid(coverage_weight, threshold, max_unknown_share);
                 let score = GateCounts::of(&rule, examples).f_beta(0.5);
                 if score > best.1 {
                     best = (rule, score);
@@ -259,7 +310,7 @@ mod tests {
     use super::*;
 
     fn signals(cosine: f32, coverage: f32) -> GateSignals {
-        GateSignals { cosine: Some(cosine), coverage, unknown_share: 0.0 }
+        GateSignals { cosine: Some(cosine), coverage, margin: None, unknown_share: 0.0 }
     }
 
     #[test]
@@ -278,16 +329,22 @@ mod tests {
     #[test]
     fn a_written_rule_reads_back_the_same() {
         let mut config = GateConfig::calibrated();
-        config.set_rule(
-            Language::Zh,
-            true,
-            GateRule { coverage_weight: 0.25, threshold: 1.07, max_unknown_share: 1.01 },
-        );
+        config.set_rule(Language::Zh, true, GateRule::grid(0.25, 1.07, 1.01));
+        let logistic = GateRule {
+            cosine_weight: 12.5,
+            coverage_weight: 3.25,
+            margin_weight: 40.0,
+            unknown_weight: -2.5,
+            threshold: 14.125,
+            max_unknown_share: 1.01,
+        };
+        config.set_rule(Language::En, true, logistic);
         let text = config.to_toml("fitted on nothing");
         assert!(text.starts_with("# fitted on nothing\n"), "{text}");
         assert!(text.contains("threshold = 1.07\n"), "{text}");
         let read = GateConfig::from_toml(&text).unwrap();
         assert_eq!(read.rule(Language::Zh, true).threshold, 1.07);
+        assert_eq!(read.rule(Language::En, true), logistic);
         // A file holding one rule keeps the defaults for the others.
         let partial = GateConfig::from_toml(
             "[bm25_zh]\ncoverage_weight = 1.0\nthreshold = 0.3\nmax_unknown_share = 0.5\n",

@@ -15,7 +15,8 @@
 //!   searching; reciprocal rank fusion of BM25 and cosine rankings.
 //! - `schema`: the tantivy fields and the English and Chinese analyzers;
 //!   `vectors`: the vectors file and cosine similarity.
-//! - [`gate`]: whether the knowledge base covers a question at all.
+//! - [`gate`]: whether the knowledge base covers a question at all;
+//!   [`gate_fit`] fits its rule by logistic regression.
 //!
 //! # Key design decisions
 //! **One index, one pair of text fields per language.** Tantivy gives a
@@ -43,6 +44,7 @@ mod build;
 mod error;
 mod front_matter;
 pub mod gate;
+pub mod gate_fit;
 mod knowledge;
 mod layout;
 mod orders;
