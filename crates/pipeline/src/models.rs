@@ -8,8 +8,9 @@
 //! extractive answer: the sentence of the passages that answers, quoted.
 //!
 //! The choice is made from the manifest's `languages` of each model before
-//! any weights are loaded, so a model that would answer no language is never
-//! loaded, and one chosen for two languages is loaded once.
+//! any weights are loaded (only a `.gguf` path, which only its architecture
+//! describes, is loaded to find out), so a model that would answer no
+//! language is never loaded, and one chosen for two languages is loaded once.
 
 use std::collections::HashMap;
 
