@@ -14,7 +14,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shopchat_core::protocol::AnswerOutcome;
 use shopchat_core::{ChatMessage, Language};
-use shopchat_pipeline::{Assistant, AssistantConfig, Reply, Response, StreamEvent, Turn};
+use shopchat_pipeline::{
+    Assistant, AssistantConfig, ModelChoice, Reply, Response, StreamEvent, Turn,
+};
 use shopchat_retrieval::VerifiedCustomer;
 use shopchat_store::{ConversationId, Role, SqliteStore, Store};
 
@@ -45,8 +47,7 @@ impl PipelineArgs {
         config.models_dir = models_dir.to_owned();
         config.faq_dir = self.shop.clone();
         config.data_dir = self.data_dir.clone();
-        config.chat_model = self.model.clone();
-        config.extra_model = Some(self.extra_model.clone()).filter(|m| m != "none");
+        config.models = ModelChoice::main_and_extra(&self.model, &self.extra_model);
         config.prompt_file = self.prompt.clone();
         if let Some(name) = crate::knowledge::chosen_embedding_model() {
             config.embedding_model = Some(name.to_owned());

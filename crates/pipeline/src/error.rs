@@ -21,6 +21,15 @@ pub enum Error {
     #[error("{path}: {reason}")]
     Config { path: String, reason: String },
 
+    /// A chosen chat model that cannot be used (unknown, not installed).
+    #[error("{setting} = `{spec}`: {source}")]
+    ModelChoice {
+        setting: String,
+        spec: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The model's queue is full; `queued` answers are waiting.
     #[error("the model is busy: {queued} answers are waiting")]
     Busy { queued: usize },
@@ -40,6 +49,7 @@ impl Error {
         match self {
             Error::Retrieval(e) => e.is_user_error(),
             Error::Inference(e) => e.is_user_error(),
+            Error::ModelChoice { source, .. } => source.is_user_error(),
             Error::Shop { .. } | Error::Config { .. } => true,
             Error::Busy { .. } | Error::Io { .. } => false,
         }

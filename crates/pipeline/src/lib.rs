@@ -29,6 +29,7 @@
 mod assistant;
 mod error;
 mod load;
+mod models;
 mod stream;
 mod texts;
 
@@ -37,6 +38,7 @@ pub use assistant::{
 };
 pub use error::{Error, Result};
 pub use load::{load_embedder, load_prompt, AssistantConfig, IndexStatus};
+pub use models::{is_none, Assignment, ModelChoice, NO_MODEL};
 pub use stream::{AnswerStream, Finished, StreamEvent};
 pub use texts::Texts;
 

@@ -1,6 +1,7 @@
 //! Loading an [`Assistant`]: the shop's files, the index (built on first
 //! start), the models and the prompt.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -18,6 +19,7 @@ use shopchat_retrieval::gate::GATE_FILE;
 use shopchat_retrieval::{build_index, GateConfig, IndexHandle, KnowledgeBase};
 
 use crate::assistant::{Assistant, ChatModel, ShopData};
+use crate::models::{manifest_languages, Assignment, ModelChoice};
 use crate::texts::Texts;
 use crate::{AnswerSettings, Error, Result};
 
@@ -29,12 +31,10 @@ pub struct AssistantConfig {
     /// Where the index lives (built here on first start).
     pub data_dir: PathBuf,
     pub models_dir: PathBuf,
-    /// A model name from the manifest (`smollm2-135m`, `smollm2-135m:q8_0`)
-    /// or a `.gguf` path. A bare name prefers its installed Q8_0 copy.
-    pub chat_model: String,
-    /// A model for the languages the chat model cannot write (Chinese),
-    /// used only when installed.
-    pub extra_model: Option<String>,
+    /// Which chat model answers each language. A model is a name from the
+    /// manifest (`smollm2-135m`, `smollm2-135m:q8_0`) or a `.gguf` path; a
+    /// bare name prefers its installed Q8_0 copy.
+    pub models: ModelChoice,
     /// The sentence embedder for hybrid search (`minilm-l6`,
     /// `multilingual-e5-small`), used only when installed.
     pub embedding_model: Option<String>,
@@ -56,8 +56,7 @@ impl AssistantConfig {
             faq_dir: "faq".into(),
             data_dir: "data".into(),
             models_dir: "models".into(),
-            chat_model: "smollm2-135m".into(),
-            extra_model: Some("qwen2.5-coder-0.5b".into()),
+            models: ModelChoice::standard(),
             embedding_model: Some("minilm-l6".into()),
             prompt_file: None,
             identity_secret: None,
@@ -93,6 +92,9 @@ impl Assistant {
             })?,
         };
         let registry = ModelRegistry::open(&config.models_dir)?;
+        // Chosen first: a model that is unknown or not installed is reported
+        // before the index build, which can take minutes.
+        let chosen = choose_chat_models(&registry, config)?;
         let embedder = match &config.embedding_model {
             Some(name) => load_embedder(&registry, name)?,
             None => None,
@@ -114,21 +116,9 @@ impl Assistant {
         };
         let index = IndexHandle::open(&config.data_dir, embedder.clone())?;
 
-        // `none`: no model at all; every covered question is answered with
-        // the sentence of the passages that answers it (quoted and cited).
-        let mut models = Vec::new();
-        if config.chat_model != "none" {
-            models.push(load_chat_model(&registry, &config.chat_model, config)?);
-        }
-        if let Some(extra) = config.extra_model.as_ref().filter(|_| config.chat_model != "none") {
-            match load_chat_model(&registry, extra, config) {
-                Ok(model) => models.push(model),
-                Err(Error::Inference(e @ shopchat_inference::Error::NotInstalled { .. })) => {
-                    tracing::info!("{e}; answering other languages from passage text");
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        // A language without a model (`none`) has every covered question
+        // answered with the sentence of the passages that answers it.
+        let models = load_chat_models(&registry, chosen, config)?;
 
         for model in &models {
             warm_up(model, &prompt);
@@ -302,11 +292,61 @@ pub fn load_embedder(
     Ok(Some(embedder))
 }
 
+/// Which model answers which languages, and the models already loaded to
+/// find that out.
+struct ChosenModels {
+    assignments: Vec<Assignment>,
+    /// By spec: its resolved name and the model.
+    loaded: HashMap<String, (String, LanguageModel)>,
+}
+
+/// Applies the configuration's choice. Only models whose languages nothing
+/// but their architecture tells (a `.gguf` path) are loaded here.
+fn choose_chat_models(registry: &ModelRegistry, config: &AssistantConfig) -> Result<ChosenModels> {
+    let mut loaded = HashMap::new();
+    let mut languages_of = |spec: &str| -> Result<Vec<Language>> {
+        if let Some(languages) = manifest_languages(registry, spec)? {
+            return Ok(languages);
+        }
+        let (name, model) = load_chat_model(registry, spec, config)?;
+        let languages = model_languages(&model.config().architecture);
+        loaded.insert(spec.to_owned(), (name, model));
+        Ok(languages)
+    };
+    let assignments = config.models.assign(&mut languages_of)?;
+    Ok(ChosenModels { assignments, loaded })
+}
+
+/// The chosen chat models, each behind its own worker and answering the
+/// languages chosen for it; each is loaded once, however many languages it
+/// answers.
+fn load_chat_models(
+    registry: &ModelRegistry,
+    chosen: ChosenModels,
+    config: &AssistantConfig,
+) -> Result<Vec<ChatModel>> {
+    let ChosenModels { assignments, mut loaded } = chosen;
+    let mut models = Vec::new();
+    for Assignment { spec, languages } in assignments {
+        let (name, model) = match loaded.remove(&spec) {
+            Some(found) => found,
+            None => load_chat_model(registry, &spec, config)?,
+        };
+        let languages_text: Vec<&str> = languages.iter().map(|l| l.code()).collect();
+        tracing::info!(model = %name, languages = ?languages_text, "chat model loaded");
+        let worker = spawn_worker(Arc::new(model), config.worker.clone())?;
+        models.push(ChatModel { name, worker, languages });
+    }
+    Ok(models)
+}
+
+/// Loads one chat model: its name as resolved (a bare name may become its
+/// `:q8_0` copy) and the model.
 fn load_chat_model(
     registry: &ModelRegistry,
     spec: &str,
     config: &AssistantConfig,
-) -> Result<ChatModel> {
+) -> Result<(String, LanguageModel)> {
     // A bare name prefers its re-quantized Q8_0 copy: same model, several
     // times faster on CPU (docs/performance.md).
     let bare = !spec.contains(':') && !spec.ends_with(".gguf");
@@ -318,14 +358,13 @@ fn load_chat_model(
         None => (spec.to_owned(), registry.resolve_chat_model(spec)?),
     };
     let model = LanguageModel::load(&path, &LoadConfig { max_context: Some(config.max_context) })?;
-    let languages = model_languages(&model.config().architecture);
-    tracing::info!(model = %name, path = %path.display(), ?languages, "chat model loaded");
-    let worker = spawn_worker(Arc::new(model), config.worker.clone())?;
-    Ok(ChatModel { name, worker, languages })
+    tracing::debug!(model = %name, path = %path.display(), "weights loaded");
+    Ok((name, model))
 }
 
-/// The languages a model family writes well enough to answer shoppers in.
-/// SmolLM2 (llama) was trained on English only; Qwen2 is multilingual.
+/// The languages a model family writes well enough to answer shoppers in,
+/// for a `.gguf` file the manifest does not describe. SmolLM2 (llama) was
+/// trained on English only; Qwen2 is multilingual.
 fn model_languages(architecture: &str) -> Vec<Language> {
     match architecture {
         "qwen2" => vec![Language::En, Language::Zh],

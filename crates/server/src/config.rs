@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shopchat_core::protocol::FrameLimits;
+use shopchat_core::Language;
 use shopchat_pipeline::AssistantConfig;
 
 /// Everything the server needs; every field has a default that works on the
@@ -139,6 +140,11 @@ pub struct ShopSection {
 #[serde(deny_unknown_fields)]
 pub struct ModelsSection {
     pub dir: Option<PathBuf>,
+    /// The chat model for English; `none` answers from passage text.
+    pub en: Option<String>,
+    /// The chat model for Chinese; `none` answers from passage text.
+    pub zh: Option<String>,
+    /// The main model, for the languages `en`/`zh` leave open that it writes.
     pub chat: Option<String>,
     /// A second model for languages the first cannot write; `""` for none.
     pub extra: Option<String>,
@@ -206,11 +212,17 @@ impl ConfigFile {
         if let Some(dir) = models.dir {
             config.assistant.models_dir = dir;
         }
+        let choice = &mut config.assistant.models;
+        for (lang, spec) in [(Language::En, models.en), (Language::Zh, models.zh)] {
+            if let Some(spec) = spec {
+                choice.by_language.insert(lang, spec);
+            }
+        }
         if let Some(chat) = models.chat {
-            config.assistant.chat_model = chat;
+            choice.chat = chat;
         }
         if let Some(extra) = models.extra {
-            config.assistant.extra_model = Some(extra).filter(|name| !name.is_empty());
+            choice.extra = Some(extra).filter(|name| !shopchat_pipeline::is_none(name));
         }
         if let Some(embedding) = models.embedding {
             config.assistant.embedding_model = Some(embedding).filter(|name| !name.is_empty());
@@ -249,5 +261,47 @@ impl ConfigFile {
         if let Some(seconds) = limits.http_request_timeout_seconds {
             target.http_request_timeout = Duration::from_secs(seconds.max(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(text: &str) -> ServerConfig {
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        let mut config = ServerConfig::standard();
+        file.apply(&mut config);
+        config
+    }
+
+    #[test]
+    fn models_are_chosen_per_language_and_the_rest_keeps_its_defaults() {
+        let config = applied(
+            r#"
+            [models]
+            en = "smollm2-135m:q8_0"
+            zh = "qwen2.5-coder-1.5b"
+            "#,
+        );
+        let choice = &config.assistant.models;
+        assert_eq!(choice.by_language[&Language::En], "smollm2-135m:q8_0");
+        assert_eq!(choice.by_language[&Language::Zh], "qwen2.5-coder-1.5b");
+        assert_eq!(choice.chat, "smollm2-135m");
+        assert_eq!(choice.extra.as_deref(), Some("qwen2.5-coder-0.5b"));
+        assert_eq!(choice.command_line, None);
+
+        let config = applied("[models]\nzh = \"none\"\nextra = \"none\"\n");
+        assert_eq!(config.assistant.models.by_language[&Language::Zh], "none");
+        assert!(!config.assistant.models.by_language.contains_key(&Language::En));
+        assert_eq!(config.assistant.models.extra, None);
+        // An empty file changes nothing.
+        assert_eq!(applied("").assistant.models, shopchat_pipeline::ModelChoice::standard());
+    }
+
+    #[test]
+    fn an_unknown_language_key_is_an_error() {
+        let error = toml::from_str::<ConfigFile>("[models]\nfr = \"smollm2-135m\"\n").unwrap_err();
+        assert!(error.to_string().contains("unknown field `fr`"), "{error}");
     }
 }

@@ -1173,7 +1173,7 @@ fn assistant_config(data_dir: &Path) -> AssistantConfig {
     config.faq_dir = workspace().join("faq");
     config.models_dir = workspace().join("models");
     config.data_dir = data_dir.to_path_buf();
-    config.extra_model = None;
+    config.models.extra = None;
     config
 }
 
