@@ -48,6 +48,10 @@ struct RulesFile {
     aliases: Vec<Vec<String>>,
     #[serde(default)]
     any_case_codes: Vec<String>,
+    #[serde(default)]
+    common_capitalized: Vec<String>,
+    #[serde(default)]
+    url_endings: Vec<String>,
 }
 
 /// The compiled rules of one language.
@@ -69,6 +73,10 @@ pub struct AnswerRules {
     pub aliases: Vec<Vec<String>>,
     /// Short codes that name a place however they are written ("uk").
     pub any_case_codes: Vec<String>,
+    /// Capitalized words that are not names ("Monday", "FAQ"), lower-cased.
+    pub common_capitalized: HashSet<String>,
+    /// Endings of a bare domain name ("com", "shop").
+    pub url_endings: Vec<String>,
 }
 
 const EN: &str = include_str!("../rules/answer.en.toml");
@@ -125,6 +133,8 @@ impl AnswerRules {
             asks_time: compile(&file.asks_time)?,
             aliases: file.aliases,
             any_case_codes: lower(file.any_case_codes),
+            common_capitalized: file.common_capitalized.iter().map(|w| w.to_lowercase()).collect(),
+            url_endings: lower(file.url_endings),
         })
     }
 
