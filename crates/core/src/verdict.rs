@@ -11,7 +11,9 @@
 use std::collections::HashSet;
 
 use crate::answer_rules::{words, AnswerRules};
-use crate::check::{check_answer, fact_kinds, AllowedFacts, CheckOutcome, FactKind};
+use crate::check::{
+    check_answer, fact_kinds, invented_chinese_names, AllowedFacts, CheckOutcome, FactKind,
+};
 use crate::degenerate::{degenerate, AnswerContext, Degenerate};
 use crate::extract::{
     extract_titled_answer, most_covering_unit, selected_clauses, Aliases, Extract,
@@ -81,6 +83,11 @@ fn facts_check(answer: &str, passages: &[&str], input: &AnswerInput<'_>) -> Chec
     check.unsupported.retain(|fact| {
         fact.kind != FactKind::Name || !input.aliases.known_by_another_name(&fact.text, passages)
     });
+    for fact in invented_chinese_names(answer, input.lang, passages, input.question) {
+        if !check.unsupported.contains(&fact) {
+            check.unsupported.push(fact);
+        }
+    }
     check.passed = check.unsupported.is_empty();
     check
 }
@@ -127,7 +134,14 @@ fn wrong_row(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
             && !check_answer(&figures, &texts, input.allowed).passed
             && check_answer(&fact.text, input.passages, input.allowed).passed
     });
-    foreign.then_some(Degenerate::WrongRow)
+    // An answer that also gives the asked case's own figure reasons from
+    // the list ("France is in the EU, so €75") or adds a second fact; it
+    // has not taken the wrong row.
+    let gives_the_row = texts
+        .iter()
+        .flat_map(|clause| crate::check::quantities(clause))
+        .any(|quantity| check_answer(&quantity, &[answer], input.allowed).passed);
+    (foreign && !gives_the_row).then_some(Degenerate::WrongRow)
 }
 
 /// "3-5" of "3-5 business days", "9.95" of "€9.95".
@@ -263,5 +277,20 @@ mod tests {
             judged("Do you sell hats?", "I'm not sure, sorry.", &[RETURNS]),
             Verdict::Refusal
         );
+    }
+
+    #[test]
+    fn an_answer_reasoning_from_a_list_is_no_wrong_row() {
+        let list = "Standard shipping costs €4.50 to EU countries and €12 to the rest of the world. EU countries we ship to: Austria, Belgium, France and Italy.";
+        assert!(passed(&judged(
+            "how much to ship to italy",
+            "Italy is in the EU, so standard shipping is €4.50 [1].",
+            &[list]
+        )));
+        assert!(!passed(&judged(
+            "How long does delivery to Germany take?",
+            "Delivery to Germany takes 5-8 business days [1].",
+            &[TIMES]
+        )));
     }
 }

@@ -50,6 +50,8 @@ mod read;
 #[cfg(test)]
 mod tests;
 
+pub use names::invented_chinese_names;
+
 use facts::Support;
 pub(crate) use read::CITATION;
 use read::{extract, Names};
@@ -181,6 +183,17 @@ pub fn check_answer(answer: &str, passages: &[&str], allowed: &AllowedFacts) -> 
         }
     }
     CheckOutcome { passed: unsupported.is_empty(), unsupported, degenerate: None }
+}
+
+/// The quantities `text` states (durations, amounts, ranges, percentages),
+/// each as written: what a row of a list says about its case.
+pub fn quantities(text: &str) -> Vec<String> {
+    let kinds = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    extract(text, Names::Skip)
+        .into_iter()
+        .filter(|found| kinds.contains(&found.fact.kind()))
+        .map(|found| found.text)
+        .collect()
 }
 
 /// The kinds of checkable facts `text` states (names not included): tells

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::facts::{Fact, Found};
+use super::{FactKind, UnsupportedFact};
 use crate::answer_rules::AnswerRules;
 use crate::scan::regex;
 use crate::Language;
@@ -60,4 +61,34 @@ fn starts_sentence(before: &str) -> bool {
             matches!(c, '.' | '!' | '?' | ':' | ';' | '\n' | '。' | '！' | '？' | '：' | '；')
         }
     }
+}
+
+/// Names in Chinese script that neither the passages nor the question hold:
+/// Chinese has no capitals, so a name is read from the words around it (the
+/// language's `name_patterns`: "由…配送", "…物流", "客服小…"). A name counts
+/// as held when its first two characters (a brand's or a person's own part,
+/// before "快递" or "国际") appear in the passages or the question.
+pub fn invented_chinese_names(
+    answer: &str,
+    lang: Language,
+    passages: &[&str],
+    question: &str,
+) -> Vec<UnsupportedFact> {
+    let rules = AnswerRules::of(lang);
+    let mut invented = Vec::new();
+    for pattern in &rules.name_patterns {
+        for caps in pattern.captures_iter(answer) {
+            let Some(name) = caps.name("name") else { continue };
+            let core: String = name.as_str().chars().take(2).collect();
+            // "其他物流", "我们提供": words of the language, not names.
+            let common = core.chars().any(|c| rules.stop_words.contains(&c.to_string()));
+            let held = passages.iter().chain(std::iter::once(&question)).any(|t| t.contains(&core));
+            let fact = UnsupportedFact { kind: FactKind::Name, text: name.as_str().to_owned() };
+            let again = invented.iter().any(|f: &UnsupportedFact| f.text.starts_with(&core));
+            if !common && !held && !again {
+                invented.push(fact);
+            }
+        }
+    }
+    invented
 }

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-use super::facts::{Fact, Found};
+use super::facts::{Fact, Found, Unit};
 use super::names::find_names;
 use super::numbers::{
     chinese_number, currency_code, date, duration, english_number, month_date, quantity, time,
@@ -129,6 +129,11 @@ static DURATION_A: LazyLock<Regex> = LazyLock::new(|| {
         r"(?i)\b(?:within|in|for|after|take|takes|took|up to|about|around|only|than|least|most)\s+(an?)\s+(?:(?:more|extra|additional|further|full|whole|single)\s+)?({UNIT_EN})\b"
     ))
 });
+/// "半年", "半个月", "半小时": half of a unit, written as the whole number
+/// of the next smaller unit ("半年" is 6 months, "半个月" 15 days), as a
+/// passage would write it.
+static DURATION_HALF_ZH: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"半\s*(年|个月|天|个小时|小时)"));
 static DURATION_ZH: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
         r"({NUM}|{CN_NUM})\s*(?:(?:-|~|至|到|或)\s*({NUM}|{CN_NUM})\s*)?(?:个)?\s*(?:多)?\s*(个工作日|工作日|个月|天|日|周|星期|礼拜|个小时|小时|钟头|分钟|秒|年)"
@@ -234,6 +239,15 @@ pub(crate) fn extract(text: &str, names: Names) -> Vec<Found> {
             return Some(vec![Fact::Duration { low: v, high: v, unit: unit_of(unit.as_str())? }]);
         }
         duration(&caps[1], caps.get(2).map(|m| m.as_str()), &caps[3])
+    });
+    s.take(&DURATION_HALF_ZH, |caps| {
+        let (half, unit) = match &caps[1] {
+            "年" => (6, Unit::Month),
+            "个月" => (15, Unit::Day),
+            "天" => (12, Unit::Hour),
+            _ => (30, Unit::Minute),
+        };
+        Some(vec![Fact::Duration { low: half * 1000, high: half * 1000, unit }])
     });
     s.take(&DURATION_ZH, |caps| {
         let unit = &caps[3];

@@ -229,3 +229,25 @@ fn order_facts_pass_the_check_against_their_own_data() {
         assert!(!outcome.passed, "{}", order.number);
     }
 }
+
+#[test]
+fn half_a_unit_in_chinese_is_its_smaller_unit() {
+    check("耳机保修半年 [1]。", &["耳机保修 6 个月。"], &[]);
+    check("镜框收货后半个月内可以退换。", &["镜框可在收货后 15 天内退换。"], &[]);
+    check("耳机保修半年 [1]。", &["耳机保修 1 年。"], &["duration 半年"]);
+}
+
+#[test]
+fn invented_chinese_names_are_caught() {
+    let names = |answer: &str, passage: &str| -> Vec<String> {
+        invented_chinese_names(answer, crate::Language::Zh, &[passage], "用什么快递？")
+            .into_iter()
+            .map(|f| f.text)
+            .collect()
+    };
+    let passage = "下单后 24 小时内发货，快递由韵达负责配送。";
+    assert_eq!(names("由德邦物流配送 [1]。", passage), ["德邦物流"]);
+    assert_eq!(names("您好，我是客服小美。", passage), ["小美"]);
+    assert_eq!(names("由韵达快递配送 [1]。", passage), Vec::<String>::new());
+    assert_eq!(names("也可以用其他物流寄回。", passage), Vec::<String>::new());
+}
