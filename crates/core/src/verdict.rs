@@ -72,6 +72,7 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     let unfit = degenerate(answer, &context)
         .or_else(|| flipped(answer, input))
         .or_else(|| wrong_row(answer, input))
+        .or_else(|| wrong_sentence(answer, input))
         .or_else(|| miscited(answer, input));
     Verdict::Checked { check: check.with_degenerate(unfit), extract, text: repaired }
 }
@@ -142,6 +143,30 @@ fn wrong_row(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
         .flat_map(|clause| crate::check::quantities(clause))
         .any(|quantity| check_answer(&quantity, &[answer], input.allowed).passed);
     (foreign && !gives_the_row).then_some(Degenerate::WrongRow)
+}
+
+/// An answer with one quantity, taken from another sentence than the one
+/// that answers the question, when that sentence gives its own of the same
+/// kind: "Headphones … have a 1-year warranty" answered with the laptops'
+/// "2-year". For questions that name no case of a list the shop's aliases
+/// know (then [`wrong_row`] speaks).
+fn wrong_sentence(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
+    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    let stated = crate::check::quantities(answer);
+    let [quantity] = stated.as_slice() else { return None };
+    let (unit, coverage) =
+        most_covering_unit(input.question, input.passages, input.lang, input.aliases)?;
+    if coverage < 0.5 {
+        return None;
+    }
+    let kinds = fact_kinds(answer);
+    let same_kind =
+        fact_kinds(&unit.text).iter().any(|k| quantities.contains(k) && kinds.contains(k));
+    let best = [unit.text.as_str()];
+    let in_best = check_answer(quantity, &best, input.allowed).passed
+        || check_answer(&figures_of(quantity), &best, input.allowed).passed;
+    let elsewhere = check_answer(quantity, input.passages, input.allowed).passed;
+    (same_kind && !in_best && elsewhere).then_some(Degenerate::WrongRow)
 }
 
 /// "3-5" of "3-5 business days", "9.95" of "€9.95".
@@ -292,5 +317,15 @@ mod tests {
             "Delivery to Germany takes 5-8 business days [1].",
             &[TIMES]
         )));
+    }
+
+    #[test]
+    fn a_figure_from_another_sentence_than_the_one_asked_about_is_caught() {
+        let warranty = "All laptops and tablets come with a 2-year warranty. Headphones, speakers and watches have a 1-year warranty.";
+        let check =
+            |answer: &str| judged("What's the warranty on my headphones?", answer, &[warranty]);
+        assert!(!passed(&check("Headphones are covered by a 2-year warranty [1].")));
+        assert!(passed(&check("Headphones have a 1-year warranty [1].")));
+        assert!(passed(&check("Headphones have a one-year warranty [1].")));
     }
 }
