@@ -51,6 +51,8 @@ struct RulesFile {
     #[serde(default)]
     denials: Vec<String>,
     #[serde(default)]
+    opposites: Vec<[String; 2]>,
+    #[serde(default)]
     negation_exceptions: Vec<String>,
     #[serde(default)]
     name_patterns: Vec<String>,
@@ -79,6 +81,9 @@ pub struct AnswerRules {
     pub aliases: Vec<Vec<String>>,
     /// Short codes that name a place however they are written ("uk").
     pub any_case_codes: Vec<String>,
+    /// Pairs of words that say the opposite of each other ("free",
+    /// "charged"): a passage's "charged" denies an answer's "free".
+    pub opposites: Vec<[String; 2]>,
     /// Words that deny the term before them as well ("final sale").
     pub denials: Vec<String>,
     /// Words that hold a negation but do not negate ("无理由", "无线").
@@ -147,6 +152,11 @@ impl AnswerRules {
             aliases: file.aliases,
             any_case_codes: lower(file.any_case_codes),
             denials: lower(file.denials),
+            opposites: file
+                .opposites
+                .into_iter()
+                .map(|[a, b]| [a.to_lowercase(), b.to_lowercase()])
+                .collect(),
             negation_exceptions: lower(file.negation_exceptions),
             name_patterns: compile_all(&file.name_patterns)?,
             common_capitalized: file.common_capitalized.iter().map(|w| w.to_lowercase()).collect(),

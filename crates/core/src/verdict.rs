@@ -16,7 +16,7 @@ use crate::check::{
 };
 use crate::degenerate::{degenerate, AnswerContext, Degenerate};
 use crate::extract::{
-    extract_titled_answer, most_covering_unit, selected_clauses, Aliases, Extract,
+    extract_titled_answer, most_covering_unit, selected_clauses, units, Aliases, Extract,
 };
 use crate::polarity::{answer_polarity, negates};
 use crate::Language;
@@ -100,19 +100,60 @@ fn flipped(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
     if !rules.is_yes_no_question(input.question) {
         return None;
     }
+    let topic: HashSet<String> = words(input.question).into_iter().collect();
+    if opposed(answer, input, &topic) {
+        return answer_polarity(answer, &topic, input.lang)
+            .is_some_and(|no| !no)
+            .then_some(Degenerate::Contradicts);
+    }
     // Compared only with a sentence that clearly is about the question.
     let (unit, coverage) =
         most_covering_unit(input.question, input.passages, input.lang, input.aliases)?;
     if coverage < 0.5 {
         return None;
     }
-    let topic: HashSet<String> = words(input.question).into_iter().collect();
     // Only a "yes" against a passage's "no": a passage often denies without
     // a negation word ("mattresses are final sale"), so an answer's "no"
     // against a passage read as "yes" is too often right to stop.
     let passage_says_no = negates(&unit.text, &topic, input.lang)?;
     let answer_says_no = answer_polarity(answer, &topic, input.lang)?;
     (passage_says_no && !answer_says_no).then_some(Degenerate::Contradicts)
+}
+
+/// Whether a passage sentence says the opposite of a word the question asks
+/// about ("express delivery is always charged" for "is express free?"),
+/// about a term of the question that the answer uses and that no sentence
+/// holding the word itself has (so the sentence is about the case asked,
+/// not a neighbour: "standard delivery is free" does not clear "express").
+fn opposed(answer: &str, input: &AnswerInput<'_>, topic: &HashSet<String>) -> bool {
+    let rules = AnswerRules::of(input.lang);
+    let sentences: Vec<String> = units(input.passages).into_iter().map(|u| u.text).collect();
+    let has = |text: &str, word: &str| match input.lang {
+        Language::Zh => text.contains(word),
+        Language::En => words(text).iter().any(|w| words(word).contains(w)),
+    };
+    let answer_terms: HashSet<String> = words(answer).into_iter().collect();
+    rules.opposites.iter().any(|[a, b]| {
+        [(a, b), (b, a)].into_iter().any(|(asked, opposite)| {
+            if !has(input.question, asked) || has(answer, opposite) {
+                return false;
+            }
+            // Sentences that affirm the asked word ("… is never free" denies it).
+            let asked_terms: HashSet<String> = words(asked).into_iter().collect();
+            let with_asked: Vec<&String> = sentences
+                .iter()
+                .filter(|s| has(s, asked) && negates(s, &asked_terms, input.lang) != Some(true))
+                .collect();
+            sentences.iter().filter(|s| has(s, opposite) && !has(s, asked)).any(|s| {
+                words(s).into_iter().any(|term| {
+                    topic.contains(&term)
+                        && answer_terms.contains(&term)
+                        && !has(asked, &term)
+                        && !with_asked.iter().any(|w| words(w).contains(&term))
+                })
+            })
+        })
+    })
 }
 
 /// An answer about one case (a zone, a plan) stating a duration or amount
@@ -165,8 +206,23 @@ fn wrong_sentence(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
     let best = [unit.text.as_str()];
     let in_best = check_answer(quantity, &best, input.allowed).passed
         || check_answer(&figures_of(quantity), &best, input.allowed).passed;
-    let elsewhere = check_answer(quantity, input.passages, input.allowed).passed;
-    (same_kind && !in_best && elsewhere).then_some(Degenerate::WrongRow)
+    if !same_kind || in_best {
+        return None;
+    }
+    // The answer must read as about the case asked, not as a statement of
+    // the sentence it took the figure from ("No, express is always charged
+    // (€9.95)" asked "is express free over €60?").
+    let answer_terms: HashSet<String> = words(answer)
+        .into_iter()
+        .filter(|w| !w.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .collect();
+    let overlap = |text: &str| words(text).iter().filter(|w| answer_terms.contains(*w)).count();
+    let source = units(input.passages)
+        .into_iter()
+        .filter(|u| check_answer(quantity, &[u.text.as_str()], input.allowed).passed)
+        .map(|u| overlap(&u.text))
+        .max()?;
+    (source <= overlap(&unit.text)).then_some(Degenerate::WrongRow)
 }
 
 /// "3-5" of "3-5 business days", "9.95" of "€9.95".
@@ -327,5 +383,27 @@ mod tests {
         assert!(!passed(&check("Headphones are covered by a 2-year warranty [1].")));
         assert!(passed(&check("Headphones have a 1-year warranty [1].")));
         assert!(passed(&check("Headphones have a one-year warranty [1].")));
+    }
+
+    #[test]
+    fn an_opposite_word_about_the_case_asked_is_a_flip() {
+        let fees = "Standard delivery is free on orders over €60. Express delivery is always charged: €9.95.";
+        let question = "Is express shipping free over €60?";
+        assert!(!passed(&judged(
+            question,
+            "Yes, express delivery is free over €60 too [1].",
+            &[fees]
+        )));
+        assert!(passed(&judged(
+            question,
+            "No, express delivery is always charged (€9.95) [1].",
+            &[fees]
+        )));
+        // Standard delivery is the case the free sentence is about.
+        assert!(passed(&judged(
+            "Is standard shipping free over €60?",
+            "Yes, standard delivery is free on orders over €60 [1].",
+            &[fees]
+        )));
     }
 }
