@@ -462,10 +462,24 @@ fn the_answer_check_is_measured_on_the_labelled_set() {
     for lang in ["en", "zh"] {
         assert!(report["by_lang"][lang]["items"].as_u64().unwrap() >= 60, "{report}");
     }
-    // Floors a little below the figures in docs/quality.md, so that a
+    // Floors a little below the figures in docs/check-notes.md, so that a
     // change that makes the check worse fails here.
-    assert!(all["precision"].as_f64().unwrap() >= 0.85, "{all}");
-    assert!(all["recall"].as_f64().unwrap() >= 0.68, "{all}");
+    assert!(all["precision"].as_f64().unwrap() >= 0.93, "{all}");
+    assert!(all["recall"].as_f64().unwrap() >= 0.79, "{all}");
+    // The held-out set, written before the rules were tuned: the figures
+    // that say how the check does on answers it was not fitted to.
+    let heldout: serde_json::Value = serde_json::from_str(&stdout(&shopchat(&[
+        "eval",
+        "check",
+        "--json",
+        "--set",
+        "tests/check/heldout.jsonl",
+    ])))
+    .unwrap();
+    let all = &heldout["all"];
+    assert!(all["items"].as_u64().unwrap() >= 60, "{all}");
+    assert!(all["precision"].as_f64().unwrap() >= 0.88, "{all}");
+    assert!(all["recall"].as_f64().unwrap() >= 0.70, "{all}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -48,6 +48,18 @@ struct RulesFile {
     aliases: Vec<Vec<String>>,
     #[serde(default)]
     any_case_codes: Vec<String>,
+    #[serde(default)]
+    denials: Vec<String>,
+    #[serde(default)]
+    opposites: Vec<[String; 2]>,
+    #[serde(default)]
+    negation_exceptions: Vec<String>,
+    #[serde(default)]
+    name_patterns: Vec<String>,
+    #[serde(default)]
+    common_capitalized: Vec<String>,
+    #[serde(default)]
+    url_endings: Vec<String>,
 }
 
 /// The compiled rules of one language.
@@ -69,6 +81,20 @@ pub struct AnswerRules {
     pub aliases: Vec<Vec<String>>,
     /// Short codes that name a place however they are written ("uk").
     pub any_case_codes: Vec<String>,
+    /// Pairs of words that say the opposite of each other ("free",
+    /// "charged"): a passage's "charged" denies an answer's "free".
+    pub opposites: Vec<[String; 2]>,
+    /// Words that deny the term before them as well ("final sale").
+    pub denials: Vec<String>,
+    /// Words that hold a negation but do not negate ("无理由", "无线").
+    pub negation_exceptions: Vec<String>,
+    /// Patterns whose `name` group is a name ("由(?P<name>..)配送"): a
+    /// name the passages and the question do not hold is invented.
+    pub name_patterns: Vec<Regex>,
+    /// Capitalized words that are not names ("Monday", "FAQ"), lower-cased.
+    pub common_capitalized: HashSet<String>,
+    /// Endings of a bare domain name ("com", "shop").
+    pub url_endings: Vec<String>,
 }
 
 const EN: &str = include_str!("../rules/answer.en.toml");
@@ -125,6 +151,16 @@ impl AnswerRules {
             asks_time: compile(&file.asks_time)?,
             aliases: file.aliases,
             any_case_codes: lower(file.any_case_codes),
+            denials: lower(file.denials),
+            opposites: file
+                .opposites
+                .into_iter()
+                .map(|[a, b]| [a.to_lowercase(), b.to_lowercase()])
+                .collect(),
+            negation_exceptions: lower(file.negation_exceptions),
+            name_patterns: compile_all(&file.name_patterns)?,
+            common_capitalized: file.common_capitalized.iter().map(|w| w.to_lowercase()).collect(),
+            url_endings: lower(file.url_endings),
         })
     }
 

@@ -22,6 +22,11 @@ use crate::Language;
 /// returned": "be" is a stop word, so "cannot" and "returned" are two apart).
 const NEGATION_REACH: usize = 4;
 
+/// How a negation and a denial are marked in a text before it is split into
+/// words (a control character no shopper types).
+const NEGATION: &str = " \u{1}N ";
+const DENIAL: &str = " \u{1}D ";
+
 /// Whether `statement` denies what it says about `topic` terms: `Some(true)`
 /// for a negative statement, `Some(false)` for a positive one, `None` when it
 /// shares no term with the topic.
@@ -34,7 +39,12 @@ pub fn negates(statement: &str, topic: &HashSet<String>, lang: Language) -> Opti
     // Commas stay: they often only list what the clause says something of
     // ("earrings, underwear and swimwear cannot be returned").
     let text = normalize(statement).replace(" but ", ".").replace("但是", "。");
-    for clause in text.split(['.', ';', '!', '?', '。', '；', '！', '？', '\n']) {
+    // Chinese lists with "、", so its commas do end a clause.
+    let ends: &[char] = match lang {
+        Language::Zh => &['.', ';', '!', '?', '。', '；', '！', '？', '\n', '，'],
+        Language::En => &['.', ';', '!', '?', '。', '；', '！', '？', '\n'],
+    };
+    for clause in text.split(ends) {
         let tokens = polarity_tokens(clause, rules);
         let mut shared = 0;
         let mut negated = false;
@@ -46,8 +56,19 @@ pub fn negates(statement: &str, topic: &HashSet<String>, lang: Language) -> Opti
                     // opens with the denial ("we can't deliver to other
                     // countries, including Switzerland").
                     let start = i.saturating_sub(NEGATION_REACH);
-                    negated |= tokens[start..i].iter().any(|t| matches!(t, Token::Negation))
-                        || tokens[..i.min(4)].iter().any(|t| matches!(t, Token::Negation));
+                    let denies = |t: &Token| matches!(t, Token::Negation | Token::Denial);
+                    negated |= tokens[start..i].iter().any(denies)
+                        || tokens[..i.min(4)].iter().any(denies);
+                    // Or after it, where the predicate follows its subject:
+                    // "earrings are final sale", "耳环……不接受退货" (a
+                    // Chinese clause is short: anywhere after it).
+                    let after = &tokens[i + 1..];
+                    negated |= match lang {
+                        Language::Zh => after.iter().any(denies),
+                        Language::En => {
+                            after.iter().take(NEGATION_REACH).any(|t| matches!(t, Token::Denial))
+                        }
+                    };
                 }
             }
         }
@@ -92,24 +113,40 @@ pub fn answer_polarity(answer: &str, topic: &HashSet<String>, lang: Language) ->
 enum Token {
     Term(String),
     Negation,
+    /// A word that denies what it follows too ("final sale").
+    Denial,
 }
 
 fn polarity_tokens(text: &str, rules: &AnswerRules) -> Vec<Token> {
     let text = normalize(text);
     // Mark negations first (they are mostly stop words and would vanish),
     // longest first so that "不可以" is one negation, not "不" + "可以".
-    let mut negations: Vec<&String> = rules.negations.iter().collect();
-    negations.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+    let mut negations: Vec<(&String, &str)> = rules
+        .negations
+        .iter()
+        .map(|n| (n, NEGATION))
+        .chain(rules.denials.iter().map(|d| (d, DENIAL)))
+        .collect();
+    negations.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
     let mut marked = String::with_capacity(text.len());
     let mut rest = text.as_str();
     'outer: while !rest.is_empty() {
-        for negation in &negations {
+        // A word that only contains a negation ("无理由" is "no reason
+        // needed", "无线" is "wireless") stays a word.
+        for kept in &rules.negation_exceptions {
+            if let Some(after) = rest.strip_prefix(kept.as_str()) {
+                marked.push_str(kept);
+                rest = after;
+                continue 'outer;
+            }
+        }
+        for (negation, mark) in &negations {
             if let Some(after) = rest.strip_prefix(negation.as_str()) {
                 let latin = negation.chars().all(|c| c.is_ascii());
                 let starts_word = marked.chars().last().is_none_or(|c| !c.is_alphanumeric());
                 let ends_word = after.chars().next().is_none_or(|c| !c.is_alphanumeric());
                 if !latin || (starts_word && ends_word) {
-                    marked.push_str(" \u{1}NEG ");
+                    marked.push_str(mark);
                     rest = after;
                     continue 'outer;
                 }
@@ -119,19 +156,19 @@ fn polarity_tokens(text: &str, rules: &AnswerRules) -> Vec<Token> {
         marked.push(c);
         rest = &rest[c.len_utf8()..];
     }
+    // Each mark is "\u{1}" and a letter; the text after it runs to the next.
     let mut tokens = Vec::new();
-    for piece in marked.split(" \u{1}NEG ").enumerate().flat_map(|(i, piece)| {
-        let mut out = Vec::new();
-        if i > 0 {
-            out.push(None);
-        }
-        out.push(Some(piece));
-        out
-    }) {
-        match piece {
-            None => tokens.push(Token::Negation),
-            Some(piece) => tokens.extend(words(piece).into_iter().map(Token::Term)),
-        }
+    for (i, piece) in marked.split('\u{1}').enumerate() {
+        let text = if i == 0 {
+            piece
+        } else if let Some(rest) = piece.strip_prefix('D') {
+            tokens.push(Token::Denial);
+            rest
+        } else {
+            tokens.push(Token::Negation);
+            piece.strip_prefix('N').unwrap_or(piece)
+        };
+        tokens.extend(words(text).into_iter().map(Token::Term));
     }
     tokens
 }
@@ -192,5 +229,45 @@ mod tests {
         let text =
             "We ship to Germany in 3-5 days; we do not ship to Switzerland, Norway or Canada.";
         assert_eq!(negates(text, &t, Language::En), Some(false));
+    }
+
+    #[test]
+    fn a_denial_after_its_subject_counts() {
+        let t = topic("Can I return a mattress?");
+        assert_eq!(negates("Mattresses are final sale.", &t, Language::En), Some(true));
+        assert_eq!(
+            negates("Mattresses can be returned within 100 nights.", &t, Language::En),
+            Some(false)
+        );
+        // A plain negation after the subject belongs to another verb.
+        let t = topic("Can I use two discount codes on one order?");
+        assert_eq!(
+            negates(
+                "Only one discount code can be used per order, and codes can't buy gift cards.",
+                &t,
+                Language::En
+            ),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn a_chinese_negation_after_its_subject_counts() {
+        let t = topic("耳环可以退吗？");
+        assert_eq!(
+            negates("出于卫生原因，内衣、耳环和礼品卡不接受退货。", &t, Language::Zh),
+            Some(true)
+        );
+        assert_eq!(negates("耳环在签收后 30 天内可以退货。", &t, Language::Zh), Some(false));
+    }
+
+    #[test]
+    fn words_that_only_hold_a_negation_do_not_negate() {
+        let t = topic("手机激活了还能无理由退货吗");
+        assert_eq!(
+            answer_polarity("可以，激活的手机也支持无理由退货 [1]。", &t, Language::Zh),
+            Some(false)
+        );
+        assert_eq!(negates("已激活的手机不支持无理由退货。", &t, Language::Zh), Some(true));
     }
 }

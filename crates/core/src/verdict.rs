@@ -11,10 +11,12 @@
 use std::collections::HashSet;
 
 use crate::answer_rules::{words, AnswerRules};
-use crate::check::{check_answer, fact_kinds, AllowedFacts, CheckOutcome, FactKind};
+use crate::check::{
+    check_answer, fact_kinds, invented_chinese_names, AllowedFacts, CheckOutcome, FactKind,
+};
 use crate::degenerate::{degenerate, AnswerContext, Degenerate};
 use crate::extract::{
-    extract_titled_answer, most_covering_unit, selected_clauses, Aliases, Extract,
+    extract_titled_answer, most_covering_unit, selected_clauses, units, Aliases, Extract,
 };
 use crate::polarity::{answer_polarity, negates};
 use crate::Language;
@@ -70,6 +72,7 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     let unfit = degenerate(answer, &context)
         .or_else(|| flipped(answer, input))
         .or_else(|| wrong_row(answer, input))
+        .or_else(|| wrong_sentence(answer, input))
         .or_else(|| miscited(answer, input));
     Verdict::Checked { check: check.with_degenerate(unfit), extract, text: repaired }
 }
@@ -81,6 +84,11 @@ fn facts_check(answer: &str, passages: &[&str], input: &AnswerInput<'_>) -> Chec
     check.unsupported.retain(|fact| {
         fact.kind != FactKind::Name || !input.aliases.known_by_another_name(&fact.text, passages)
     });
+    for fact in invented_chinese_names(answer, input.lang, passages, input.question) {
+        if !check.unsupported.contains(&fact) {
+            check.unsupported.push(fact);
+        }
+    }
     check.passed = check.unsupported.is_empty();
     check
 }
@@ -92,19 +100,60 @@ fn flipped(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
     if !rules.is_yes_no_question(input.question) {
         return None;
     }
+    let topic: HashSet<String> = words(input.question).into_iter().collect();
+    if opposed(answer, input, &topic) {
+        return answer_polarity(answer, &topic, input.lang)
+            .is_some_and(|no| !no)
+            .then_some(Degenerate::Contradicts);
+    }
     // Compared only with a sentence that clearly is about the question.
     let (unit, coverage) =
         most_covering_unit(input.question, input.passages, input.lang, input.aliases)?;
     if coverage < 0.5 {
         return None;
     }
-    let topic: HashSet<String> = words(input.question).into_iter().collect();
     // Only a "yes" against a passage's "no": a passage often denies without
     // a negation word ("mattresses are final sale"), so an answer's "no"
     // against a passage read as "yes" is too often right to stop.
     let passage_says_no = negates(&unit.text, &topic, input.lang)?;
     let answer_says_no = answer_polarity(answer, &topic, input.lang)?;
     (passage_says_no && !answer_says_no).then_some(Degenerate::Contradicts)
+}
+
+/// Whether a passage sentence says the opposite of a word the question asks
+/// about ("express delivery is always charged" for "is express free?"),
+/// about a term of the question that the answer uses and that no sentence
+/// holding the word itself has (so the sentence is about the case asked,
+/// not a neighbour: "standard delivery is free" does not clear "express").
+fn opposed(answer: &str, input: &AnswerInput<'_>, topic: &HashSet<String>) -> bool {
+    let rules = AnswerRules::of(input.lang);
+    let sentences: Vec<String> = units(input.passages).into_iter().map(|u| u.text).collect();
+    let has = |text: &str, word: &str| match input.lang {
+        Language::Zh => text.contains(word),
+        Language::En => words(text).iter().any(|w| words(word).contains(w)),
+    };
+    let answer_terms: HashSet<String> = words(answer).into_iter().collect();
+    rules.opposites.iter().any(|[a, b]| {
+        [(a, b), (b, a)].into_iter().any(|(asked, opposite)| {
+            if !has(input.question, asked) || has(answer, opposite) {
+                return false;
+            }
+            // Sentences that affirm the asked word ("… is never free" denies it).
+            let asked_terms: HashSet<String> = words(asked).into_iter().collect();
+            let with_asked: Vec<&String> = sentences
+                .iter()
+                .filter(|s| has(s, asked) && negates(s, &asked_terms, input.lang) != Some(true))
+                .collect();
+            sentences.iter().filter(|s| has(s, opposite) && !has(s, asked)).any(|s| {
+                words(s).into_iter().any(|term| {
+                    topic.contains(&term)
+                        && answer_terms.contains(&term)
+                        && !has(asked, &term)
+                        && !with_asked.iter().any(|w| words(w).contains(&term))
+                })
+            })
+        })
+    })
 }
 
 /// An answer about one case (a zone, a plan) stating a duration or amount
@@ -127,7 +176,53 @@ fn wrong_row(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
             && !check_answer(&figures, &texts, input.allowed).passed
             && check_answer(&fact.text, input.passages, input.allowed).passed
     });
-    foreign.then_some(Degenerate::WrongRow)
+    // An answer that also gives the asked case's own figure reasons from
+    // the list ("France is in the EU, so €75") or adds a second fact; it
+    // has not taken the wrong row.
+    let gives_the_row = texts
+        .iter()
+        .flat_map(|clause| crate::check::quantities(clause))
+        .any(|quantity| check_answer(&quantity, &[answer], input.allowed).passed);
+    (foreign && !gives_the_row).then_some(Degenerate::WrongRow)
+}
+
+/// An answer with one quantity, taken from another sentence than the one
+/// that answers the question, when that sentence gives its own of the same
+/// kind: "Headphones … have a 1-year warranty" answered with the laptops'
+/// "2-year". For questions that name no case of a list the shop's aliases
+/// know (then [`wrong_row`] speaks).
+fn wrong_sentence(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
+    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
+    let stated = crate::check::quantities(answer);
+    let [quantity] = stated.as_slice() else { return None };
+    let (unit, coverage) =
+        most_covering_unit(input.question, input.passages, input.lang, input.aliases)?;
+    if coverage < 0.5 {
+        return None;
+    }
+    let kinds = fact_kinds(answer);
+    let same_kind =
+        fact_kinds(&unit.text).iter().any(|k| quantities.contains(k) && kinds.contains(k));
+    let best = [unit.text.as_str()];
+    let in_best = check_answer(quantity, &best, input.allowed).passed
+        || check_answer(&figures_of(quantity), &best, input.allowed).passed;
+    if !same_kind || in_best {
+        return None;
+    }
+    // The answer must read as about the case asked, not as a statement of
+    // the sentence it took the figure from ("No, express is always charged
+    // (€9.95)" asked "is express free over €60?").
+    let answer_terms: HashSet<String> = words(answer)
+        .into_iter()
+        .filter(|w| !w.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .collect();
+    let overlap = |text: &str| words(text).iter().filter(|w| answer_terms.contains(*w)).count();
+    let source = units(input.passages)
+        .into_iter()
+        .filter(|u| check_answer(quantity, &[u.text.as_str()], input.allowed).passed)
+        .map(|u| overlap(&u.text))
+        .max()?;
+    (source <= overlap(&unit.text)).then_some(Degenerate::WrongRow)
 }
 
 /// "3-5" of "3-5 business days", "9.95" of "€9.95".
@@ -263,5 +358,52 @@ mod tests {
             judged("Do you sell hats?", "I'm not sure, sorry.", &[RETURNS]),
             Verdict::Refusal
         );
+    }
+
+    #[test]
+    fn an_answer_reasoning_from_a_list_is_no_wrong_row() {
+        let list = "Standard shipping costs €4.50 to EU countries and €12 to the rest of the world. EU countries we ship to: Austria, Belgium, France and Italy.";
+        assert!(passed(&judged(
+            "how much to ship to italy",
+            "Italy is in the EU, so standard shipping is €4.50 [1].",
+            &[list]
+        )));
+        assert!(!passed(&judged(
+            "How long does delivery to Germany take?",
+            "Delivery to Germany takes 5-8 business days [1].",
+            &[TIMES]
+        )));
+    }
+
+    #[test]
+    fn a_figure_from_another_sentence_than_the_one_asked_about_is_caught() {
+        let warranty = "All laptops and tablets come with a 2-year warranty. Headphones, speakers and watches have a 1-year warranty.";
+        let check =
+            |answer: &str| judged("What's the warranty on my headphones?", answer, &[warranty]);
+        assert!(!passed(&check("Headphones are covered by a 2-year warranty [1].")));
+        assert!(passed(&check("Headphones have a 1-year warranty [1].")));
+        assert!(passed(&check("Headphones have a one-year warranty [1].")));
+    }
+
+    #[test]
+    fn an_opposite_word_about_the_case_asked_is_a_flip() {
+        let fees = "Standard delivery is free on orders over €60. Express delivery is always charged: €9.95.";
+        let question = "Is express shipping free over €60?";
+        assert!(!passed(&judged(
+            question,
+            "Yes, express delivery is free over €60 too [1].",
+            &[fees]
+        )));
+        assert!(passed(&judged(
+            question,
+            "No, express delivery is always charged (€9.95) [1].",
+            &[fees]
+        )));
+        // Standard delivery is the case the free sentence is about.
+        assert!(passed(&judged(
+            "Is standard shipping free over €60?",
+            "Yes, standard delivery is free on orders over €60 [1].",
+            &[fees]
+        )));
     }
 }
