@@ -462,7 +462,7 @@ fn the_answer_check_is_measured_on_the_labelled_set() {
     for lang in ["en", "zh"] {
         assert!(report["by_lang"][lang]["items"].as_u64().unwrap() >= 60, "{report}");
     }
-    // Floors a little below the figures in docs/check-notes.md, so that a
+    // Floors a little below the figures in docs/quality.md, so that a
     // change that makes the check worse fails here.
     assert!(all["precision"].as_f64().unwrap() >= 0.93, "{all}");
     assert!(all["recall"].as_f64().unwrap() >= 0.79, "{all}");
