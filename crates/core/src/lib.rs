@@ -19,7 +19,10 @@
 //!   status, a return, a person, small talk), with its order number and
 //!   e-mail address.
 //! - [`check`]: the answer check: every number, amount, duration, contact
-//!   detail and name in a generated answer must appear in its passages.
+//!   detail and name in a generated answer must appear in its passages
+//!   (names in Chinese script found by the patterns of `rules/answer.zh.toml`).
+//!   [`verdict`] adds what the facts alone do not show: yes/no flips,
+//!   figures from another case's row, citations and degenerate answers.
 //! - [`prompt`]: prompt templates (`prompts/*.toml`) and assembling the
 //!   messages for one question: constant instructions, then the numbered
 //!   passages with the question.
