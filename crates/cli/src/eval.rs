@@ -11,7 +11,6 @@ use shopchat_inference::ModelRegistry;
 use shopchat_retrieval::{IndexHandle, KnowledgeBase, PassageKind, SearchQuery};
 
 use shopchat_retrieval::gate::{calibrate, GateCounts, GateSignals};
-use shopchat_retrieval::GateConfig;
 
 use crate::bench_search::percentile;
 use crate::knowledge::{build_with_progress, load_embedder, parse_language, DataDirArg};
@@ -213,11 +212,7 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
     let index = IndexHandle::open(&args.data.data_dir, load_embedder(registry)?)?;
     let hybrid = index.current().is_hybrid();
     let gate_file = args.shop.join(shopchat_retrieval::gate::GATE_FILE);
-    let config = match std::fs::read_to_string(&gate_file) {
-        Ok(text) => GateConfig::from_toml(&text)
-            .with_context(|| format!("reading {}", gate_file.display()))?,
-        Err(_) => GateConfig::calibrated(),
-    };
+    let config = shopchat_pipeline::load_gate(&args.shop)?;
     let mut fitted = config.clone();
     let mut examples: Vec<(Language, GateSignals, bool)> = Vec::new();
     // Per language: in-scope questions that name their expected FAQ entry,

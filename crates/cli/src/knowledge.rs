@@ -63,6 +63,9 @@ pub struct SearchArgs {
     /// One JSON object per hit.
     #[arg(long)]
     json: bool,
+    /// The shop whose gate rule (`gate.toml`) decides; without one, the default.
+    #[arg(long, default_value = "faq")]
+    shop: PathBuf,
     query: String,
 }
 
@@ -127,7 +130,7 @@ pub fn search(registry: &ModelRegistry, args: SearchArgs) -> Result<()> {
     let hits = index.search(&query)?;
     let lang = lang.unwrap_or_else(|| Language::detect(&args.query));
     let signals = index.query_signals(&query)?;
-    let gate = shopchat_retrieval::GateConfig::calibrated().decide(lang, &signals, &hits);
+    let gate = shopchat_pipeline::load_gate(&args.shop)?.decide(lang, &signals, &hits);
     if !args.json {
         println!(
             "gate: {} (score {:.2})",

@@ -539,6 +539,16 @@ fn the_gate_rule_is_fitted_into_the_shop_folder_and_read_from_there() {
     };
     let refused = stdout(&ask("How long does delivery to the UK take?"));
     assert!(refused.contains("outcome: refused"), "{refused}");
+    // `search` shows the same shop's decision.
+    let searched = stdout(&shopchat(&[
+        "search",
+        "--shop",
+        shop_arg,
+        "--data-dir",
+        data,
+        "How long does delivery to the UK take?",
+    ]));
+    assert!(searched.contains("gate: not covered"), "{searched}");
 
     // A broken file is an error that names it, not a silent default.
     std::fs::write(shop.join("gate.toml"), "[hybrid_en]\nthreshold = \"high\"\n").unwrap();

@@ -194,17 +194,7 @@ pub(crate) fn load_shop(dir: &Path) -> Result<ShopData> {
     let aliases = Aliases::from_texts(
         knowledge.passages().iter().filter(|p| p.kind.is_public()).map(|p| p.text.as_str()),
     );
-    let gate_path = dir.join(GATE_FILE);
-    let gate = match std::fs::read_to_string(&gate_path) {
-        Ok(text) => GateConfig::from_toml(&text).map_err(|e| Error::Config {
-            path: gate_path.display().to_string(),
-            reason: e.to_string(),
-        })?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => GateConfig::calibrated(),
-        Err(error) => {
-            return Err(Error::io(format!("cannot read {}", gate_path.display()))(error));
-        }
-    };
+    let gate = load_gate(dir)?;
     Ok(ShopData {
         gate,
         aliases: Arc::new(aliases),
@@ -267,6 +257,21 @@ fn regex_escape(c: char) -> String {
         format!("\\{c}")
     } else {
         c.to_string()
+    }
+}
+
+/// The shop's relevance-gate rule: its `gate.toml`, or the built-in
+/// default when it has none. A file that does not parse is an error, never
+/// silently the default.
+pub fn load_gate(shop_dir: &Path) -> Result<GateConfig> {
+    let gate_path = shop_dir.join(GATE_FILE);
+    match std::fs::read_to_string(&gate_path) {
+        Ok(text) => GateConfig::from_toml(&text).map_err(|e| Error::Config {
+            path: gate_path.display().to_string(),
+            reason: e.to_string(),
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(GateConfig::calibrated()),
+        Err(error) => Err(Error::io(format!("cannot read {}", gate_path.display()))(error)),
     }
 }
 
