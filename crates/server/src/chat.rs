@@ -576,7 +576,11 @@ impl Session {
                 "An answer is still being written; wait for it or send \"stop\".",
             );
         }
-        if !self.messages.try_take(Instant::now()) {
+        // Per conversation, and per address: a client cannot get round the
+        // first by opening more conversations.
+        if !self.messages.try_take(Instant::now())
+            || self.state.messages_by_address.try_take(&self.ip).is_none()
+        {
             return self.error(ErrorCode::RateLimited, "Too many messages; please wait a minute.");
         }
         let received_at = Instant::now();

@@ -52,6 +52,9 @@ impl ServerConfig {
 pub struct Limits {
     pub frame: FrameLimits,
     pub messages_per_minute: u32,
+    /// Shopper messages per minute from one client address, over all its
+    /// conversations.
+    pub messages_per_minute_per_address: u32,
     /// Failed order verifications allowed per `verify_window`, per
     /// connection and per client address.
     pub verify_failures: u32,
@@ -82,6 +85,8 @@ impl Default for Limits {
         Self {
             frame: FrameLimits::DEFAULT,
             messages_per_minute: 20,
+            // Room for a shop's office or a shared address, not for a script.
+            messages_per_minute_per_address: 120,
             verify_failures: 5,
             verify_window: Duration::from_secs(15 * 60),
             outbox_frames: 256,
@@ -158,6 +163,7 @@ pub struct ModelsSection {
 pub struct LimitsSection {
     pub max_message_chars: Option<usize>,
     pub messages_per_minute: Option<u32>,
+    pub messages_per_minute_per_address: Option<u32>,
     pub verify_failures: Option<u32>,
     pub verify_window_minutes: Option<u64>,
     pub outbox_frames: Option<usize>,
@@ -239,6 +245,9 @@ impl ConfigFile {
         }
         if let Some(n) = limits.messages_per_minute {
             target.messages_per_minute = n;
+        }
+        if let Some(n) = limits.messages_per_minute_per_address {
+            target.messages_per_minute_per_address = n;
         }
         if let Some(n) = limits.verify_failures {
             target.verify_failures = n;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use shopchat_pipeline::Assistant;
 use shopchat_store::Store;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub verify_failures: KeyedWindows<IpAddr>,
     /// Failed staff logins per client address.
     pub login_failures: KeyedWindows<IpAddr>,
+    /// Shopper messages per client address, over all its conversations.
+    pub messages_by_address: KeyedWindows<IpAddr>,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     open_sessions: AtomicUsize,
@@ -62,6 +65,8 @@ impl AppState {
         let limits = &config.limits;
         let verify_failures = KeyedWindows::new(limits.verify_failures, limits.verify_window);
         let login_failures = KeyedWindows::new(limits.login_failures, limits.verify_window);
+        let messages_by_address =
+            KeyedWindows::new(limits.messages_per_minute_per_address, Duration::from_secs(60));
         Self {
             config,
             assistant,
@@ -70,6 +75,7 @@ impl AppState {
             metrics: Metrics::default(),
             verify_failures,
             login_failures,
+            messages_by_address,
             shutdown,
             open_sessions: AtomicUsize::new(0),
             sessions_by_address: Mutex::new(HashMap::new()),

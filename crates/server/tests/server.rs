@@ -542,6 +542,21 @@ async fn messages_and_failed_verifications_are_rate_limited() {
 
     drop((chatty, guesser, again));
     server.shutdown().await;
+
+    // Per address as well: new conversations do not reset the count.
+    let server = TestServer::start_with(|config| {
+        config.limits.messages_per_minute_per_address = 3;
+    })
+    .await;
+    let (mut first, _) = Shopper::join(server.addr, "en").await;
+    let (mut second, _) = Shopper::join(server.addr, "en").await;
+    assert_eq!(first.ask("m-1", "hi").await.outcome, AnswerOutcome::Answered);
+    assert_eq!(second.ask("m-1", "hi").await.outcome, AnswerOutcome::Answered);
+    assert_eq!(first.ask("m-2", "hi").await.outcome, AnswerOutcome::Answered);
+    second.send_frame(&message("m-9", "hi")).await;
+    second.expect_error(ErrorCode::RateLimited).await;
+    drop((first, second));
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
