@@ -1,5 +1,5 @@
-//! Sliding-window rate limits on failed attempts (logins, order
-//! verifications).
+//! Sliding-window rate limits: on shopper messages, and on failed attempts
+//! (staff logins, order verifications).
 //!
 //! An attempt is counted *before* it is checked ([`Window::try_take`]) and
 //! handed back when it succeeds ([`Window::give_back`]): counting only after
