@@ -482,24 +482,11 @@ fn the_answer_check_is_measured_on_the_labelled_set() {
     assert!(all["recall"].as_f64().unwrap() >= 0.70, "{all}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_gate_rule_is_fitted_into_the_shop_folder_and_read_from_there() {
     let scratch = tempfile::tempdir().unwrap();
     let shop = scratch.path().join("shop");
-    copy_dir(&workspace().join("faq"), &shop);
+    copy_tree(&workspace().join("faq"), &shop);
     let _ = std::fs::remove_file(shop.join("gate.toml"));
     let data = demo_data_dir().to_str().unwrap();
     let shop_arg = shop.to_str().unwrap();
