@@ -209,10 +209,13 @@ fn retrieval(registry: &ModelRegistry, args: RetrievalArgs) -> Result<()> {
 }
 
 fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
-    let index = IndexHandle::open(&args.data.data_dir, load_embedder(registry)?)?;
+    let embedder = load_embedder(registry)?;
+    let embedder_name =
+        embedder.as_deref().map(shopchat_pipeline::embedder_name).map(str::to_owned);
+    let index = IndexHandle::open(&args.data.data_dir, embedder)?;
     let hybrid = index.current().is_hybrid();
     let gate_file = args.shop.join(shopchat_retrieval::gate::GATE_FILE);
-    let config = shopchat_pipeline::load_gate(&args.shop)?;
+    let config = shopchat_pipeline::load_gate(&args.shop, embedder_name.as_deref())?;
     let mut fitted = config.clone();
     let mut examples: Vec<(Language, GateSignals, bool)> = Vec::new();
     // Per language: in-scope questions that name their expected FAQ entry,
@@ -302,15 +305,13 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
             args.shop.display(),
             args.questions.display(),
             examples.len(),
-            if hybrid {
-                crate::knowledge::chosen_embedding_model()
-                    .unwrap_or(crate::knowledge::EMBEDDING_MODEL)
-            } else {
-                "none (BM25 only)"
-            }
+            embedder_name.as_deref().filter(|_| hybrid).unwrap_or("none (BM25 only)")
         );
-        std::fs::write(&gate_file, fitted.to_toml(&header))
-            .with_context(|| format!("writing {}", gate_file.display()))?;
+        std::fs::write(
+            &gate_file,
+            fitted.to_toml(&header, embedder_name.as_deref().filter(|_| hybrid)),
+        )
+        .with_context(|| format!("writing {}", gate_file.display()))?;
         report.insert("written".into(), gate_file.display().to_string().into());
     }
     let report = serde_json::Value::Object(report);

@@ -124,13 +124,16 @@ pub fn build_with_progress(
 
 pub fn search(registry: &ModelRegistry, args: SearchArgs) -> Result<()> {
     let embedder = load_embedder(registry)?;
+    let embedder_name =
+        embedder.as_deref().map(shopchat_pipeline::embedder_name).map(str::to_owned);
     let index = IndexHandle::open(&args.data.data_dir, embedder)?;
     let lang = args.lang.as_deref().map(parse_language).transpose()?;
     let query = SearchQuery { text: &args.query, lang, limit: args.k };
     let hits = index.search(&query)?;
     let lang = lang.unwrap_or_else(|| Language::detect(&args.query));
     let signals = index.query_signals(&query)?;
-    let gate = shopchat_pipeline::load_gate(&args.shop)?.decide(lang, &signals, &hits);
+    let gate = shopchat_pipeline::load_gate(&args.shop, embedder_name.as_deref())?
+        .decide(lang, &signals, &hits);
     if !args.json {
         println!(
             "gate: {} (score {:.2})",

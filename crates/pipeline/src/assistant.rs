@@ -285,7 +285,7 @@ impl Assistant {
     /// Reloads the shop's files and builds a new index generation from them;
     /// searches in flight finish on the old one. Blocking.
     pub fn reindex(&self) -> Result<u64> {
-        let data = crate::load::load_shop(&self.faq_dir)?;
+        let data = crate::load::load_shop(&self.faq_dir, self.embedder.as_deref())?;
         let report = shopchat_retrieval::build_index(
             &data.knowledge,
             &self.data_dir,

@@ -37,7 +37,9 @@ pub use assistant::{
     Assistant, ChatModel, Effect, Reply, Response, ReturnApproval, ReturnRefusal, Turn,
 };
 pub use error::{Error, Result};
-pub use load::{load_embedder, load_gate, load_prompt, AssistantConfig, IndexStatus};
+pub use load::{
+    embedder_name, load_embedder, load_gate, load_prompt, AssistantConfig, IndexStatus,
+};
 pub use models::{is_none, Assignment, ModelChoice, NO_MODEL};
 pub use stream::{AnswerStream, Finished, StreamEvent};
 pub use texts::Texts;

@@ -35,8 +35,8 @@ pub struct AssistantConfig {
     /// manifest (`smollm2-135m`, `smollm2-135m:q8_0`) or a `.gguf` path; a
     /// bare name prefers its installed Q8_0 copy.
     pub models: ModelChoice,
-    /// The sentence embedder for hybrid search (`minilm-l6`,
-    /// `multilingual-e5-small`), used only when installed.
+    /// The sentence embedder for hybrid search (`minilm-l6`, English only;
+    /// `multilingual-e5-small`, both languages), used only when installed.
     pub embedding_model: Option<String>,
     /// A prompt template file; `None` is `prompts/default.toml`, built in.
     pub prompt_file: Option<PathBuf>,
@@ -83,7 +83,6 @@ pub enum IndexStatus {
 impl Assistant {
     /// Loads everything; the slow part is the models. Blocking.
     pub fn load(config: &AssistantConfig) -> Result<(Assistant, IndexStatus)> {
-        let shop = load_shop(&config.faq_dir)?;
         let prompt = match &config.prompt_file {
             Some(path) => load_prompt(path)?,
             None => PromptTemplate::builtin_default().map_err(|e| Error::Config {
@@ -99,6 +98,7 @@ impl Assistant {
             Some(name) => load_embedder(&registry, name)?,
             None => None,
         };
+        let shop = load_shop(&config.faq_dir, embedder.as_deref())?;
 
         let status = match IndexHandle::open(&config.data_dir, embedder.clone()) {
             Ok(index) => IndexStatus::Opened { generation: index.current().number() },
@@ -170,7 +170,7 @@ pub fn load_prompt(path: &Path) -> Result<PromptTemplate> {
 }
 
 /// The shop's profile, knowledge base and orders from its directory.
-pub(crate) fn load_shop(dir: &Path) -> Result<ShopData> {
+pub(crate) fn load_shop(dir: &Path, embedder: Option<&dyn TextEmbedder>) -> Result<ShopData> {
     let knowledge = KnowledgeBase::load(dir)?;
     let profile_path = dir.join("shop.toml");
     let profile_text = std::fs::read_to_string(&profile_path)
@@ -194,7 +194,7 @@ pub(crate) fn load_shop(dir: &Path) -> Result<ShopData> {
     let aliases = Aliases::from_texts(
         knowledge.passages().iter().filter(|p| p.kind.is_public()).map(|p| p.text.as_str()),
     );
-    let gate = load_gate(dir)?;
+    let gate = load_gate(dir, embedder.map(embedder_name))?;
     Ok(ShopData {
         gate,
         aliases: Arc::new(aliases),
@@ -260,19 +260,41 @@ fn regex_escape(c: char) -> String {
     }
 }
 
-/// The shop's relevance-gate rule: its `gate.toml`, or the built-in
-/// default when it has none. A file that does not parse is an error, never
-/// silently the default.
-pub fn load_gate(shop_dir: &Path) -> Result<GateConfig> {
+/// The shop's relevance-gate rule for a server that embeds with
+/// `embedding_model` (a name such as `multilingual-e5-small`; `None` when
+/// search runs on BM25 alone): its `gate.toml`, or the built-in default when
+/// it has none. A file that does not parse is an error, never silently the
+/// default; hybrid rules fitted with another embedder are replaced by the
+/// built-in ones, with a warning.
+pub fn load_gate(shop_dir: &Path, embedding_model: Option<&str>) -> Result<GateConfig> {
     let gate_path = shop_dir.join(GATE_FILE);
     match std::fs::read_to_string(&gate_path) {
-        Ok(text) => GateConfig::from_toml(&text).map_err(|e| Error::Config {
-            path: gate_path.display().to_string(),
-            reason: e.to_string(),
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(GateConfig::calibrated()),
+        Ok(text) => {
+            let file = GateConfig::from_toml(&text, embedding_model).map_err(|e| {
+                Error::Config { path: gate_path.display().to_string(), reason: e.to_string() }
+            })?;
+            if let Some(fitted) = &file.fitted_for_other_embedder {
+                tracing::warn!(
+                    "{} was fitted with the embedding model {fitted}, not {}: using the built-in \
+                     rules for vector search; refit it with `shopchat eval gate --calibrate --write`",
+                    gate_path.display(),
+                    embedding_model.unwrap_or("none"),
+                );
+            }
+            Ok(file.config)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(GateConfig::built_in(embedding_model))
+        }
         Err(error) => Err(Error::io(format!("cannot read {}", gate_path.display()))(error)),
     }
+}
+
+/// The name an embedder goes by in the manifest and in `gate.toml`: its
+/// model id without the weights' checksum (`multilingual-e5-small@1a2b…`).
+pub fn embedder_name(embedder: &dyn TextEmbedder) -> &str {
+    let id = embedder.model_id();
+    id.split_once('@').map_or(id, |(name, _)| name)
 }
 
 /// The sentence embedder `name` (`minilm-l6`, `multilingual-e5-small`), or
