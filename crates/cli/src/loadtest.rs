@@ -413,20 +413,20 @@ async fn drive(
     });
     let deadline = started + Duration::from_secs(limit);
 
+    // Samples go into a shared list, so that stopping the sampler keeps them.
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = args.server_pid.map(|pid| {
         let every = Duration::from_secs(args.sample_every.max(1));
+        let samples = samples.clone();
         tokio::spawn(async move {
-            let mut samples = Vec::new();
             let mut tick = tokio::time::interval(every);
-            loop {
+            while Instant::now() < deadline {
                 tick.tick().await;
-                match server_stats::sample(pid, started.elapsed().as_secs_f64()) {
-                    Some(sample) => samples.push(sample),
-                    None => return samples,
-                }
-                if Instant::now() >= deadline {
-                    return samples;
-                }
+                let Some(sample) = server_stats::sample(pid, started.elapsed().as_secs_f64())
+                else {
+                    return;
+                };
+                samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
             }
         })
     });
@@ -453,7 +453,7 @@ async fn drive(
     let mut out = report(mode, runs.len(), &runs, total);
     if let (Some(pid), Some(sampler)) = (args.server_pid, sampler) {
         sampler.abort();
-        let mut samples = sampler.await.unwrap_or_default();
+        let mut samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
         samples.extend(server_stats::sample(pid, started.elapsed().as_secs_f64()));
         out.process = ProcessReport::of(pid, samples);
     }
