@@ -37,7 +37,7 @@ pub struct AttackArgs {
     /// The server's websocket, on this machine: ws://127.0.0.1:PORT.
     #[arg(long)]
     url: String,
-    /// How many attempts, spread evenly over the kinds.
+    /// How many attempts, spread evenly over the kinds, in a shuffled order.
     #[arg(long, default_value_t = 1000)]
     attempts: usize,
     /// The shop's orders (what counts as another customer's data).

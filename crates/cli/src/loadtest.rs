@@ -515,6 +515,15 @@ fn print_table(r: &LoadReport) {
             p.fds_max,
             p.samples.len()
         );
+        // A dozen samples spread over the run: enough to see a trend.
+        let step = p.samples.len().div_ceil(12).max(1);
+        let spread: Vec<String> = p
+            .samples
+            .iter()
+            .step_by(step)
+            .map(|s| format!("{:.0}s {:.0} MB {} fds", s.at_s, s.rss_mb, s.open_fds))
+            .collect();
+        println!("server over time   {}", spread.join(" | "));
     }
     for (name, value) in &r.metrics {
         println!("metrics            {name} {value}");
