@@ -3,14 +3,19 @@
 //! Thin by design: argument parsing and printing live here, the work lives
 //! in the library crates, so the server and this harness run the same code.
 
+mod attack;
+mod attack_script;
 mod bench_search;
 mod eval;
 mod eval_check;
 mod harness;
 mod knowledge;
+mod loadtest;
 mod serve;
+mod server_stats;
 mod suite;
 mod suite_score;
+mod ws_client;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -76,6 +81,12 @@ enum Command {
     /// Measure answer quality: retrieval, the relevance gate, intent routing.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Many shoppers at once (or at a steady rate) against a server on this
+    /// machine: answered/busy/error counts, first-token percentiles, RSS.
+    Loadtest(loadtest::LoadtestArgs),
+    /// Scripted attempts to reach other customers' orders through a server
+    /// on this machine: leaks counted, timing per kind of attempt.
+    Attack(attack::AttackArgs),
 }
 
 #[derive(Subcommand)]
@@ -209,6 +220,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Index(args) => knowledge::index(&registry, args),
         Command::Search(args) => knowledge::search(&registry, args),
         Command::Eval(command) => eval::run(&registry, command),
+        Command::Loadtest(args) => loadtest::run(args),
+        Command::Attack(args) => attack::run(args),
     }
 }
 
