@@ -366,4 +366,24 @@ mod tests {
             &[fees]
         )));
     }
+
+    #[test]
+    fn chinese_answers_opening_with_hui_or_xuyao_are_read_as_yes() {
+        let refund = "如果包裹无人签收被退回，我们会在 5 个工作日内退还商品金额，原运费不予退还。";
+        let question = "包裹无人签收退回了，运费会退吗？";
+        assert!(!passed(&judged(
+            question,
+            "会的，无人签收退回后，商品金额和原运费都会在 5 个工作日内退还 [1]。",
+            &[refund]
+        )));
+        assert!(passed(&judged(
+            question,
+            "不会，原运费不予退还，商品金额会在 5 个工作日内退还 [1]。",
+            &[refund]
+        )));
+        let label = "换货的退货面单由我们免费提供。";
+        let question = "换货的面单要付费吗？";
+        assert!(!passed(&judged(question, "需要，换货面单需要付费 [1]。", &[label])));
+        assert!(passed(&judged(question, "不需要，换货的退货面单免费提供 [1]。", &[label])));
+    }
 }
