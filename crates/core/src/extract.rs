@@ -152,7 +152,7 @@ impl Aliases {
     }
 
     /// The groups `text` names (by any of their names).
-    fn named_in(&self, text: &str) -> Vec<&[String]> {
+    pub(crate) fn named_in(&self, text: &str) -> Vec<&[String]> {
         self.groups
             .iter()
             .filter(|group| group.iter().any(|name| mentions(text, name)))

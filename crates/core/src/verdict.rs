@@ -6,7 +6,8 @@
 //! must be in the passages ([`crate::check`]); then the answer must be fit to
 //! show ([`crate::degenerate`]); then it must not flip the passage's yes/no
 //! ([`crate::polarity`]), take a number from another row than the one asked
-//! about, or cite a passage that does not hold its facts.
+//! about (`crate::check::misaligned`), or cite a passage that does not hold
+//! its facts.
 
 use std::collections::HashSet;
 
@@ -15,9 +16,7 @@ use crate::check::{
     check_answer, fact_kinds, invented_chinese_names, AllowedFacts, CheckOutcome, FactKind,
 };
 use crate::degenerate::{degenerate, AnswerContext, Degenerate};
-use crate::extract::{
-    extract_titled_answer, most_covering_unit, selected_clauses, units, Aliases, Extract,
-};
+use crate::extract::{extract_titled_answer, most_covering_unit, units, Aliases, Extract};
 use crate::polarity::{answer_polarity, negates};
 use crate::Language;
 
@@ -71,7 +70,10 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     };
     let unfit = degenerate(answer, &context)
         .or_else(|| flipped(answer, input))
-        .or_else(|| wrong_row(answer, input))
+        .or_else(|| {
+            crate::check::misaligned(answer, input.question, input.passages, input.aliases)
+                .then_some(Degenerate::WrongRow)
+        })
         .or_else(|| wrong_sentence(answer, input))
         .or_else(|| miscited(answer, input));
     Verdict::Checked { check: check.with_degenerate(unfit), extract, text: repaired }
@@ -156,41 +158,11 @@ fn opposed(answer: &str, input: &AnswerInput<'_>, topic: &HashSet<String>) -> bo
     })
 }
 
-/// An answer about one case (a zone, a plan) stating a duration or amount
-/// that the passages give only for another case.
-fn wrong_row(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
-    let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
-    if !fact_kinds(answer).iter().any(|k| quantities.contains(k)) {
-        return None;
-    }
-    let selected = selected_clauses(input.question, input.passages, input.aliases)?;
-    let texts: Vec<&str> = selected.iter().map(String::as_str).collect();
-    let local = check_answer(answer, &texts, input.allowed);
-    // A quantity the chosen clauses lack but another case has: the wrong row.
-    // The clause may leave the unit to its list ("3-5 to EU zone 1"), so
-    // the figures alone are compared with it.
-    let foreign = local.unsupported.iter().any(|fact| {
-        let figures = figures_of(&fact.text);
-        quantities.contains(&fact.kind)
-            && !figures.is_empty()
-            && !check_answer(&figures, &texts, input.allowed).passed
-            && check_answer(&fact.text, input.passages, input.allowed).passed
-    });
-    // An answer that also gives the asked case's own figure reasons from
-    // the list ("France is in the EU, so €75") or adds a second fact; it
-    // has not taken the wrong row.
-    let gives_the_row = texts
-        .iter()
-        .flat_map(|clause| crate::check::quantities(clause))
-        .any(|quantity| check_answer(&quantity, &[answer], input.allowed).passed);
-    (foreign && !gives_the_row).then_some(Degenerate::WrongRow)
-}
-
 /// An answer with one quantity, taken from another sentence than the one
 /// that answers the question, when that sentence gives its own of the same
 /// kind: "Headphones … have a 1-year warranty" answered with the laptops'
-/// "2-year". For questions that name no case of a list the shop's aliases
-/// know (then [`wrong_row`] speaks).
+/// "2-year": the sentence the question is about, where the row alignment
+/// of [`crate::check::misaligned`] finds no clearly better case.
 fn wrong_sentence(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
     let quantities = [FactKind::Duration, FactKind::Amount, FactKind::Range, FactKind::Percent];
     let stated = crate::check::quantities(answer);
@@ -205,7 +177,7 @@ fn wrong_sentence(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
         fact_kinds(&unit.text).iter().any(|k| quantities.contains(k) && kinds.contains(k));
     let best = [unit.text.as_str()];
     let in_best = check_answer(quantity, &best, input.allowed).passed
-        || check_answer(&figures_of(quantity), &best, input.allowed).passed;
+        || check_answer(&crate::check::figures_of(quantity), &best, input.allowed).passed;
     if !same_kind || in_best {
         return None;
     }
@@ -223,18 +195,6 @@ fn wrong_sentence(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
         .map(|u| overlap(&u.text))
         .max()?;
     (source <= overlap(&unit.text)).then_some(Degenerate::WrongRow)
-}
-
-/// "3-5" of "3-5 business days", "9.95" of "€9.95".
-fn figures_of(text: &str) -> String {
-    let kept: String = text
-        .chars()
-        .map(|c| if c.is_ascii_digit() || matches!(c, '.' | '-' | ',') { c } else { ' ' })
-        .collect();
-    kept.split_whitespace()
-        .filter(|piece| piece.chars().any(|c| c.is_ascii_digit()))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// An answer whose citations all point at passages that do not hold its
@@ -405,5 +365,25 @@ mod tests {
             "Yes, standard delivery is free on orders over €60 [1].",
             &[fees]
         )));
+    }
+
+    #[test]
+    fn chinese_answers_opening_with_hui_or_xuyao_are_read_as_yes() {
+        let refund = "如果包裹无人签收被退回，我们会在 5 个工作日内退还商品金额，原运费不予退还。";
+        let question = "包裹无人签收退回了，运费会退吗？";
+        assert!(!passed(&judged(
+            question,
+            "会的，无人签收退回后，商品金额和原运费都会在 5 个工作日内退还 [1]。",
+            &[refund]
+        )));
+        assert!(passed(&judged(
+            question,
+            "不会，原运费不予退还，商品金额会在 5 个工作日内退还 [1]。",
+            &[refund]
+        )));
+        let label = "换货的退货面单由我们免费提供。";
+        let question = "换货的面单要付费吗？";
+        assert!(!passed(&judged(question, "需要，换货面单需要付费 [1]。", &[label])));
+        assert!(passed(&judged(question, "不需要，换货的退货面单免费提供 [1]。", &[label])));
     }
 }

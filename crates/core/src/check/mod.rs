@@ -36,6 +36,8 @@
 //!   digits, English words or Chinese numerals, turned into values.
 //! - `names`: proper names, and the capitalized words that are not names
 //!   (data in `rules/answer.en.toml`).
+//! - `rows`: row alignment, a quantity taken from another case (table row,
+//!   list item, clause) than the one asked about; used by the verdict.
 
 use std::collections::HashSet;
 
@@ -47,6 +49,9 @@ mod facts;
 mod names;
 mod numbers;
 mod read;
+mod rows;
+#[cfg(test)]
+mod rows_tests;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +60,7 @@ pub use names::invented_chinese_names;
 use facts::Support;
 pub(crate) use read::CITATION;
 use read::{extract, Names};
+pub(crate) use rows::misaligned;
 /// Facts an answer may state even when no passage holds them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedFacts {
@@ -200,6 +206,18 @@ pub fn quantities(text: &str) -> Vec<String> {
 /// the extractive answer which sentence holds a duration or an amount.
 pub fn fact_kinds(text: &str) -> HashSet<FactKind> {
     extract(text, Names::Skip).into_iter().map(|found| found.fact.kind()).collect()
+}
+
+/// "3-5" of "3-5 business days", "9.95" of "€9.95".
+pub(crate) fn figures_of(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .map(|c| if c.is_ascii_digit() || matches!(c, '.' | '-' | ',') { c } else { ' ' })
+        .collect();
+    kept.split_whitespace()
+        .filter(|piece| piece.chars().any(|c| c.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 // ---------------------------------------------------------------------------
