@@ -2,19 +2,19 @@
 //! data or streamed from the model (saved as it goes), stored again when it
 //! ends, and the bookkeeping after it.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use shopchat_core::protocol::{AnswerOutcome, ErrorCode, HandoffStatus, ServerFrame, Timings};
-use shopchat_core::ChatMessage;
 use shopchat_pipeline::{
-    AnswerStream, Effect, Finished, Reply, Response as PipelineResponse, StreamEvent, Turn,
+    Action, AnswerStream, Event, Finished, Reply, Response as PipelineResponse, StreamEvent,
+    TurnRequest,
 };
 use shopchat_store as store;
 
-use super::convert::{action_of, millis, outcome_to_store, rate_limited_text};
+use super::convert::{action_of, millis, outcome_to_store};
 use super::outbox::End;
 use super::session::Session;
-use super::verify::Verification;
 
 /// How often a streaming answer's text is saved, so that a killed process
 /// loses at most this much of it: after this long, or this many deltas,
@@ -78,57 +78,60 @@ impl Session {
             // client gets that answer in the replay.
             return Ok(());
         }
-        self.history.push(ChatMessage::user(text.clone()));
         self.state.hub.notify_console("message", &self.conversation_id().0);
-        if self.needs_human {
-            // A person has the conversation; the assistant keeps out of it.
-            return Ok(());
-        }
+        let rules = self.state.assistant.rules();
+        let actions = self.talk.handle(&rules, Event::Message(&text));
+        self.carry_out(actions, received_at).await
+    }
 
-        let understanding = self.state.assistant.understand(&text);
-        if understanding.intent != shopchat_core::intent::Intent::Human
-            && text.chars().any(char::is_alphabetic)
-        {
-            self.lang = Some(understanding.lang);
-        }
-        // A message with an order number and an e-mail address counts as
-        // `verify_order`.
-        if self.customer.is_none() {
-            if let (Some(number), Some(email)) = (understanding.order_number, understanding.email) {
-                let assistant = self.state.assistant.clone();
-                match self.try_verify(move || assistant.verify_order(&number, &email)).await? {
-                    Verification::Verified => {}
-                    Verification::Failed(code) => {
-                        let texts = self.state.assistant.texts();
-                        let text = match code {
-                            ErrorCode::RateLimited => rate_limited_text(self.lang()),
-                            _ => texts.not_verified(self.lang()),
-                        };
-                        let mut reply = Reply::fixed(text, AnswerOutcome::Answered, self.lang());
-                        reply.effect = Some(Effect::AskForVerification);
-                        return self.send_reply(reply, received_at).await;
+    /// Carries out what the conversation decided, in order; what it decides
+    /// on the results (a check's, an answer's) joins the queue.
+    pub(super) async fn carry_out(
+        &mut self,
+        actions: Vec<Action>,
+        received_at: Instant,
+    ) -> Result<(), End> {
+        let rules = self.state.assistant.rules();
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Verify(check) => {
+                    let checked = self.check(check).await?;
+                    queue.extend(self.talk.handle(&rules, Event::Checked(checked)));
+                }
+                Action::Verified(customer) => {
+                    let customer_name = self.state.assistant.customer_name(&customer);
+                    self.send(ServerFrame::Verified { customer_name })?;
+                }
+                Action::NotVerified { rate_limited: true } => self.error(
+                    ErrorCode::RateLimited,
+                    "Too many verification attempts; please try again later.",
+                )?,
+                Action::NotVerified { rate_limited: false } => self.error(
+                    ErrorCode::NotVerified,
+                    "We couldn't verify that order number and email address.",
+                )?,
+                Action::Respond(request) => self.respond(request, received_at).await?,
+                Action::Reply(reply) => self.send_reply(reply, received_at).await?,
+                Action::StartReturn { customer, order_number, skus, lang } => {
+                    self.start_return(customer, order_number, skus, lang, received_at).await?
+                }
+                Action::StopAnswer => {
+                    if let Some(answering) = &self.answering {
+                        answering.stream.stop();
                     }
                 }
+                Action::Handoff { reason } => self.request_handoff(reason).await?,
             }
         }
+        Ok(())
+    }
 
+    /// Answers a turn: from data at once, or by starting the model's stream.
+    async fn respond(&mut self, request: TurnRequest, received_at: Instant) -> Result<(), End> {
         let assistant = self.state.assistant.clone();
-        let history = self.history[..self.history.len() - 1].to_vec();
-        let customer = self.customer.clone();
-        let conversation = self.conversation_id().0;
-        let lang = self.lang;
-        let refusals_in_a_row = self.refusals_in_a_row;
-        let response = tokio::task::spawn_blocking(move || {
-            assistant.respond(&Turn {
-                text: &text,
-                lang,
-                history: &history,
-                customer: customer.as_ref(),
-                conversation: Some(&conversation),
-                refusals_in_a_row,
-            })
-        })
-        .await;
+        let response =
+            tokio::task::spawn_blocking(move || assistant.respond(&request.turn())).await;
         match response {
             Ok(Ok(PipelineResponse::Reply(reply))) => self.send_reply(reply, received_at).await,
             Ok(Ok(PipelineResponse::Stream(stream))) => {
@@ -349,19 +352,14 @@ impl Session {
         }
     }
 
-    /// Bookkeeping after an answer: history, the "don't know" count, handoff.
+    /// Tells the conversation how the answer ended, and carries out a
+    /// handoff it decides on (the only thing an answer leads to).
     pub(super) async fn after_answer(&mut self, reply: &Reply) -> Result<(), End> {
-        if !reply.text.is_empty() {
-            self.history.push(ChatMessage::assistant(reply.text.clone()));
-        }
-        match reply.outcome {
-            AnswerOutcome::Refused => self.refusals_in_a_row += 1,
-            AnswerOutcome::Answered | AnswerOutcome::Replaced => self.refusals_in_a_row = 0,
-            AnswerOutcome::Handoff | AnswerOutcome::Error => {}
-        }
-        if let Some(Effect::Handoff { reason }) = &reply.effect {
-            self.refusals_in_a_row = 0;
-            return self.request_handoff(reason.clone()).await;
+        let rules = self.state.assistant.rules();
+        for action in self.talk.handle(&rules, Event::Answered(reply)) {
+            if let Action::Handoff { reason } = action {
+                self.request_handoff(reason).await?;
+            }
         }
         Ok(())
     }
@@ -373,7 +371,6 @@ impl Session {
         {
             return self.internal_error(&error);
         }
-        self.needs_human = true;
         self.state.hub.notify_console("needs_human", &self.conversation_id().0);
         tracing::info!(conversation = %self.conversation_id().0, "handed over to staff");
         self.send(ServerFrame::Handoff { status: HandoffStatus::Requested })

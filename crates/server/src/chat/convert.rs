@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use shopchat_core::protocol::{AnswerAction, AnswerOutcome};
-use shopchat_core::Language;
 use shopchat_pipeline::{Effect, Reply};
 use shopchat_store as store;
 
@@ -17,13 +16,6 @@ pub(super) fn action_of(reply: &Reply) -> Option<AnswerAction> {
     }
 }
 
-pub(super) fn rate_limited_text(lang: Language) -> String {
-    match lang {
-        Language::En => "Too many verification attempts; please try again later.".into(),
-        Language::Zh => "验证尝试次数过多，请稍后再试。".into(),
-    }
-}
-
 pub(super) fn outcome_to_store(outcome: AnswerOutcome) -> store::Outcome {
     match outcome {
         AnswerOutcome::Answered => store::Outcome::Answered,
@@ -31,6 +23,7 @@ pub(super) fn outcome_to_store(outcome: AnswerOutcome) -> store::Outcome {
         AnswerOutcome::Replaced => store::Outcome::Replaced,
         AnswerOutcome::Handoff => store::Outcome::Handoff,
         AnswerOutcome::Error => store::Outcome::Error,
+        AnswerOutcome::Stopped => store::Outcome::Stopped,
     }
 }
 
@@ -41,6 +34,7 @@ pub(super) fn outcome_to_wire(outcome: store::Outcome) -> AnswerOutcome {
         store::Outcome::Replaced => AnswerOutcome::Replaced,
         store::Outcome::Handoff => AnswerOutcome::Handoff,
         store::Outcome::Error => AnswerOutcome::Error,
+        store::Outcome::Stopped => AnswerOutcome::Stopped,
     }
 }
 

@@ -13,8 +13,8 @@ use shopchat_core::protocol::{
     parse_client_frame, ClientFrame, ErrorCode, HandoffStatus, Rating, ServerFrame,
     PROTOCOL_VERSION,
 };
-use shopchat_core::{ChatMessage, Language};
-use shopchat_pipeline::StreamEvent;
+use shopchat_core::Language;
+use shopchat_pipeline::{Conversation, Event, Resumed, StreamEvent};
 use shopchat_retrieval::VerifiedCustomer;
 use shopchat_store as store;
 use shopchat_store::{ConversationId, NewConversation};
@@ -33,13 +33,10 @@ pub(super) struct Session {
     pub(super) outbox: Outbox,
     pub(super) ip: IpAddr,
     pub(super) conversation: Option<ConversationId>,
-    /// From `hello`, or the language of the shopper's latest message.
-    pub(super) lang: Option<Language>,
-    pub(super) customer: Option<VerifiedCustomer>,
-    /// Shopper and assistant messages, for the model's context.
-    pub(super) history: Vec<ChatMessage>,
-    pub(super) refusals_in_a_row: u32,
-    pub(super) needs_human: bool,
+    /// The conversation's rules and state (language, verified customer,
+    /// history, "don't know" count, handoff): this session carries out
+    /// what it decides.
+    pub(super) talk: Conversation,
     pub(super) messages: Window,
     pub(super) verify_failures: Window,
     pub(super) answering: Option<Answering>,
@@ -56,11 +53,7 @@ impl Session {
             outbox,
             ip,
             conversation: None,
-            lang: None,
-            customer: None,
-            history: Vec::new(),
-            refusals_in_a_row: 0,
-            needs_human: false,
+            talk: Conversation::new("", None),
             messages,
             verify_failures,
             answering: None,
@@ -82,8 +75,11 @@ impl Session {
         self.error(ErrorCode::Internal, "Something went wrong on our side; please try again.")
     }
 
-    pub(super) fn lang(&self) -> Language {
-        self.lang.unwrap_or(Language::En)
+    /// Hands an event to the conversation and carries out what it decides.
+    pub(super) async fn handle(&mut self, event: Event<'_>) -> Result<(), End> {
+        let rules = self.state.assistant.rules();
+        let actions = self.talk.handle(&rules, event);
+        self.carry_out(actions, Instant::now()).await
     }
 
     pub(super) async fn run(&mut self, stream: &mut SplitStream<WebSocket>) -> End {
@@ -198,29 +194,31 @@ impl Session {
                 self.on_hello(v, session, last_seq, lang).await
             }
             ClientFrame::Message { client_id, text } => self.on_message(client_id, text).await,
-            ClientFrame::Stop => {
-                if let Some(answering) = &self.answering {
-                    answering.stream.stop();
-                }
-                Ok(())
-            }
+            ClientFrame::Stop => self.handle(Event::Stop).await,
             ClientFrame::Feedback { message_seq, rating, comment } => {
                 self.on_feedback(message_seq, rating, comment).await
             }
             ClientFrame::VerifyOrder { order_number, email } => {
-                let assistant = self.state.assistant.clone();
-                self.verify(move || assistant.verify_order(&order_number, &email)).await
+                self.handle(Event::VerifyOrder { order_number: &order_number, email: &email }).await
             }
             ClientFrame::Identity { customer_id, signature } => {
-                let assistant = self.state.assistant.clone();
-                self.verify(move || assistant.verify_identity(&customer_id, &signature)).await
+                self.handle(Event::Identity { customer_id: &customer_id, signature: &signature })
+                    .await
             }
             ClientFrame::StartReturn { order_number, skus } => {
-                self.on_start_return(order_number, skus).await
+                if self.answering.is_some() {
+                    return self.error(
+                        ErrorCode::BadRequest,
+                        "An answer is still being written; wait for it or send \"stop\".",
+                    );
+                }
+                self.handle(Event::StartReturn {
+                    order_number: &order_number,
+                    skus: skus.as_deref(),
+                })
+                .await
             }
-            ClientFrame::Handoff => {
-                self.request_handoff("the shopper asked for a person".into()).await
-            }
+            ClientFrame::Handoff => self.handle(Event::Handoff).await,
             ClientFrame::Ping => self.send(ServerFrame::Pong),
         }
     }
@@ -244,7 +242,7 @@ impl Session {
             )?;
             return Err(End::UnsupportedVersion);
         }
-        self.lang = lang.as_deref().and_then(Language::from_tag);
+        let lang = lang.as_deref().and_then(Language::from_tag);
 
         let resumed = match session.clone() {
             Some(token) => {
@@ -256,7 +254,7 @@ impl Session {
             None => None,
         };
         let Some(conversation) = resumed else {
-            return self.start_conversation().await;
+            return self.start_conversation(lang).await;
         };
 
         let token = session.unwrap_or_default();
@@ -268,14 +266,19 @@ impl Session {
                 Err(error) => return self.internal_error(&error),
             }
         };
-        if self.lang.is_none() {
-            self.lang = Language::from_tag(&conversation.lang);
-        }
-        // The customer id was stored only after the server verified it.
-        self.customer =
-            conversation.customer_id.as_deref().map(VerifiedCustomer::from_signed_identity);
-        self.needs_human = conversation.needs_human.is_some();
-        self.history = history_of(&messages);
+        self.talk = Conversation::resume(
+            id.0.clone(),
+            Resumed {
+                lang: lang.or_else(|| Language::from_tag(&conversation.lang)),
+                // The customer id was stored only after the server verified it.
+                customer: conversation
+                    .customer_id
+                    .as_deref()
+                    .map(VerifiedCustomer::from_signed_identity),
+                handed_over: conversation.needs_human.is_some(),
+                history: history_of(&messages),
+            },
+        );
         self.conversation = Some(id.clone());
         self.live = Some(self.state.hub.subscribe(id.as_str()));
         self.send(ServerFrame::Welcome {
@@ -291,21 +294,21 @@ impl Session {
         for frame in replay {
             self.outbox.push_waiting(Out::Frame(frame)).await?;
         }
-        if self.needs_human {
+        if self.talk.handed_over() {
             self.send(ServerFrame::Handoff { status: HandoffStatus::Requested })?;
         }
-        if let Some(customer) = &self.customer {
+        if let Some(customer) = self.talk.customer() {
             let customer_name = self.state.assistant.customer_name(customer);
             self.send(ServerFrame::Verified { customer_name })?;
         }
         Ok(())
     }
 
-    pub(super) async fn start_conversation(&mut self) -> Result<(), End> {
+    pub(super) async fn start_conversation(&mut self, lang: Option<Language>) -> Result<(), End> {
         let token = random_token(24);
         let new = NewConversation {
             id: ConversationId(format!("c-{}", random_token(12))),
-            lang: self.lang.map_or("und", Language::code).to_owned(),
+            lang: lang.map_or("und", Language::code).to_owned(),
             resume_token: token.clone(),
             customer_id: None,
             channel: "web".into(),
@@ -321,6 +324,7 @@ impl Session {
             conversation_id: conversation.id.0.clone(),
             resumed: false,
         })?;
+        self.talk = Conversation::new(conversation.id.0.clone(), lang);
         self.conversation = Some(conversation.id);
         Ok(())
     }
@@ -374,8 +378,9 @@ impl Session {
                 self.send(ServerFrame::StaffMessage { seq, author, text })
             }
             Some(LiveEvent::HandoffResolved) => {
-                self.needs_human = false;
-                self.refusals_in_a_row = 0;
+                let rules = self.state.assistant.rules();
+                // Resolving asks for nothing to be done.
+                let _ = self.talk.handle(&rules, Event::HandoffResolved);
                 self.send(ServerFrame::Handoff { status: HandoffStatus::Resolved })
             }
             None => {

@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use shopchat_core::protocol::{AnswerOutcome, ErrorCode, ServerFrame};
-use shopchat_pipeline::{Reply, ReturnRefusal};
+use shopchat_core::Language;
+use shopchat_pipeline::{Check, Checked, Reply, ReturnRefusal};
 use shopchat_retrieval::VerifiedCustomer;
 use shopchat_store::NewReturn;
 
@@ -12,48 +13,37 @@ use super::outbox::End;
 use super::session::Session;
 
 impl Session {
-    pub(super) async fn verify(
-        &mut self,
-        check: impl FnOnce() -> Option<VerifiedCustomer> + Send + 'static,
-    ) -> Result<(), End> {
-        match self.try_verify(check).await? {
-            Verification::Verified => Ok(()),
-            Verification::Failed(ErrorCode::RateLimited) => self.error(
-                ErrorCode::RateLimited,
-                "Too many verification attempts; please try again later.",
-            ),
-            Verification::Failed(code) => {
-                self.error(code, "We couldn't verify that order number and email address.")
-            }
-        }
-    }
-
-    /// Rate-limited verification; on success the conversation is linked to
-    /// the customer and the client told with `verified`.
-    pub(super) async fn try_verify(
-        &mut self,
-        check: impl FnOnce() -> Option<VerifiedCustomer> + Send + 'static,
-    ) -> Result<Verification, End> {
+    /// Runs a check the conversation asked for, rate-limited; on success
+    /// the conversation is linked to the customer in the store before the
+    /// result is reported, so a failed write counts as a failed check.
+    pub(super) async fn check(&mut self, check: Check) -> Result<Checked, End> {
         // The attempt is counted before the check, per conversation and per
         // address, so that parallel connections cannot all pass the limit;
         // a successful verification gives its places back.
         let now = Instant::now();
         if !self.verify_failures.try_take(now) {
-            return Ok(Verification::Failed(ErrorCode::RateLimited));
+            return Ok(Checked::RateLimited);
         }
         let Some(attempt) = self.state.verify_failures.try_take(&self.ip) else {
             self.verify_failures.give_back(now);
-            return Ok(Verification::Failed(ErrorCode::RateLimited));
+            return Ok(Checked::RateLimited);
         };
-        let customer = match tokio::task::spawn_blocking(check).await {
+        let assistant = self.state.assistant.clone();
+        let run = move || match check {
+            Check::Order { order_number, email } => assistant.verify_order(&order_number, &email),
+            Check::Identity { customer_id, signature } => {
+                assistant.verify_identity(&customer_id, &signature)
+            }
+        };
+        let customer = match tokio::task::spawn_blocking(run).await {
             Ok(customer) => customer,
             Err(join) => {
                 self.internal_error(&join)?;
-                return Ok(Verification::Failed(ErrorCode::Internal));
+                return Ok(Checked::Failed);
             }
         };
         let Some(customer) = customer else {
-            return Ok(Verification::Failed(ErrorCode::NotVerified));
+            return Ok(Checked::Failed);
         };
         self.verify_failures.give_back(now);
         self.state.verify_failures.give_back(&self.ip, attempt);
@@ -62,29 +52,23 @@ impl Session {
         if let Err(error) = self.state.with_store(move |s| s.set_customer(&id, &customer_id)).await
         {
             self.internal_error(&error)?;
-            return Ok(Verification::Failed(ErrorCode::Internal));
+            return Ok(Checked::Failed);
         }
-        let customer_name = self.state.assistant.customer_name(&customer);
-        self.customer = Some(customer);
-        self.send(ServerFrame::Verified { customer_name })?;
-        Ok(Verification::Verified)
+        Ok(Checked::Verified(customer))
     }
 
-    pub(super) async fn on_start_return(
+    /// Checks a return against the rules, stores it and tells the client;
+    /// the reply (started, or the rule that refuses it) is an answer.
+    pub(super) async fn start_return(
         &mut self,
+        customer: Option<VerifiedCustomer>,
         order_number: String,
         skus: Option<Vec<String>>,
+        lang: Language,
+        received_at: Instant,
     ) -> Result<(), End> {
-        if self.answering.is_some() {
-            return self.error(
-                ErrorCode::BadRequest,
-                "An answer is still being written; wait for it or send \"stop\".",
-            );
-        }
-        let received_at = Instant::now();
-        let lang = self.lang();
         let decision = self.state.assistant.approve_return(
-            self.customer.as_ref(),
+            customer.as_ref(),
             &order_number,
             skus.as_deref(),
             lang,
@@ -122,9 +106,4 @@ impl Session {
             }
         }
     }
-}
-
-pub(super) enum Verification {
-    Verified,
-    Failed(ErrorCode),
 }
