@@ -17,6 +17,7 @@
     replaced: 'Replaced',
     handoff: 'Handoff',
     error: 'Error',
+    stopped: 'Stopped',
   };
   const ROLES = { shopper: 'Shopper', assistant: 'Assistant', staff: 'Staff', system: 'System' };
 

@@ -769,7 +769,7 @@ textarea{flex:1;resize:none;border:1px solid #9aa4ad;border-radius:10px;padding:
       if (f.outcome === 'error') entry.el.classList.add('error');
       const noteText = f.outcome === 'error' ? S.failed
         : typeof f.text === 'string' ? S.replaced
-          : current === entry && stopRequested ? S.stopped : null;
+          : f.outcome === 'stopped' || (current === entry && stopRequested) ? S.stopped : null;
       if (noteText) entry.el.insertBefore(h('span', { class: 'note', text: noteText }), entry.srcEl || null);
       if (f.outcome !== 'error') entry.el.appendChild(feedback(f.seq));
       if (near) log.scrollTop = log.scrollHeight;

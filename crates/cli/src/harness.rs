@@ -1,11 +1,11 @@
 //! `shopchat ask`, `chat` and `replay`: the answer pipeline in a terminal.
 //!
 //! Each turn goes through [`run_turn`], which drives the same
-//! [`Assistant::respond`] and [`shopchat_pipeline::AnswerStream`] as the
-//! chat server, with the conversation bookkeeping the server keeps (history,
-//! verification from a message holding an order number and an e-mail
-//! address, "don't know" answers in a row).
+//! [`Conversation`] (language, verification, history, "don't know" answers
+//! in a row, handoff), [`Assistant::respond`] and
+//! [`shopchat_pipeline::AnswerStream`] as the chat server.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,9 +13,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use shopchat_core::protocol::AnswerOutcome;
-use shopchat_core::{ChatMessage, Language};
+use shopchat_core::ChatMessage;
 use shopchat_pipeline::{
-    Assistant, AssistantConfig, ModelChoice, Reply, Response, StreamEvent, Turn,
+    Action, Assistant, AssistantConfig, Check, Checked, Conversation, Event, ModelChoice, Reply,
+    Response, Resumed, StreamEvent, Turn, TurnRequest,
 };
 use shopchat_retrieval::VerifiedCustomer;
 use shopchat_store::{ConversationId, Role, SqliteStore, Store};
@@ -62,27 +63,10 @@ impl PipelineArgs {
     }
 }
 
-/// One conversation's state, as the server keeps it per connection.
-pub struct Session {
-    pub key: String,
-    pub customer: Option<VerifiedCustomer>,
-    pub history: Vec<ChatMessage>,
-    pub lang: Option<Language>,
-    pub refusals_in_a_row: u32,
-    pub handed_over: bool,
-}
-
-impl Session {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            customer: None,
-            history: Vec::new(),
-            lang: None,
-            refusals_in_a_row: 0,
-            handed_over: false,
-        }
-    }
+/// A conversation as the server holds one per connection, verified as
+/// `customer` from the start when given.
+pub fn conversation(key: impl Into<String>, customer: Option<VerifiedCustomer>) -> Conversation {
+    Conversation::resume(key, Resumed { customer, ..Resumed::default() })
 }
 
 /// What one turn produced.
@@ -99,39 +83,9 @@ pub struct TurnResult {
     pub verified_as: Option<String>,
 }
 
-/// Answers one shopper message. `on_delta` sees the text as it streams.
-pub fn run_turn(
-    runtime: &tokio::runtime::Runtime,
-    assistant: &Assistant,
-    session: &mut Session,
-    text: &str,
-    on_delta: &mut dyn FnMut(&str),
-) -> Result<TurnResult> {
-    let started = Instant::now();
-    let understanding = assistant.understand(text);
-    let mut verified_as = None;
-    if session.customer.is_none() {
-        if let (Some(number), Some(email)) = (&understanding.order_number, &understanding.email) {
-            if let Some(customer) = assistant.verify_order(number, email) {
-                verified_as = Some(assistant.customer_name(&customer));
-                session.customer = Some(customer);
-            }
-        }
-    }
-    let turn = Turn {
-        text,
-        lang: session.lang,
-        history: &session.history,
-        customer: session.customer.as_ref(),
-        conversation: Some(&session.key),
-        refusals_in_a_row: session.refusals_in_a_row,
-    };
-    if text.chars().any(char::is_alphabetic) {
-        session.lang = Some(assistant.answer_language(&turn));
-    }
-    let response = assistant.respond(&turn)?;
-    let mut result = match response {
-        Response::Reply(reply) => TurnResult {
+impl TurnResult {
+    fn of(reply: Reply) -> Self {
+        TurnResult {
             reply,
             streamed: String::new(),
             ttft_ms: None,
@@ -139,52 +93,106 @@ pub fn run_turn(
             tokens: 0,
             prompt: None,
             verified_as: None,
-        },
-        Response::Stream(mut stream) => {
-            let prompt = stream.prompt_messages().to_vec();
-            let mut first_token = None;
-            let finished = runtime.block_on(async {
-                while let Some(event) = stream.next().await {
-                    match event {
-                        StreamEvent::Started { .. } => {}
-                        StreamEvent::Delta(delta) => {
-                            first_token.get_or_insert_with(Instant::now);
-                            on_delta(&delta);
-                        }
-                        StreamEvent::Done(finished) => return Some(*finished),
-                    }
-                }
-                None
-            });
-            let Some(finished) = finished else { bail!("the answer stream ended without an end") };
-            TurnResult {
-                reply: finished.reply,
-                streamed: finished.generated,
-                ttft_ms: first_token.map(|t| t.duration_since(started).as_secs_f64() * 1000.0),
-                total_ms: 0.0,
-                tokens: finished.stats.map_or(0, |s| s.generated_tokens),
-                prompt: Some(prompt),
-                verified_as: None,
-            }
+        }
+    }
+}
+
+/// Runs a verification the conversation asked for (no rate limit here).
+fn check(assistant: &Assistant, check: &Check) -> Checked {
+    let customer = match check {
+        Check::Order { order_number, email } => assistant.verify_order(order_number, email),
+        Check::Identity { customer_id, signature } => {
+            assistant.verify_identity(customer_id, signature)
         }
     };
+    customer.map_or(Checked::Failed, Checked::Verified)
+}
+
+/// Answers one shopper message: the [`Conversation`] decides, as it does in
+/// the server; this carries its actions out. `on_delta` sees the text as
+/// it streams.
+pub fn run_turn(
+    runtime: &tokio::runtime::Runtime,
+    assistant: &Assistant,
+    conversation: &mut Conversation,
+    text: &str,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<TurnResult> {
+    let started = Instant::now();
+    let rules = assistant.rules();
+    let mut actions: VecDeque<Action> = conversation.handle(&rules, Event::Message(text)).into();
+    let mut verified_as = None;
+    let mut result = None;
+    while let Some(action) = actions.pop_front() {
+        match action {
+            Action::Verify(asked) => {
+                let checked = check(assistant, &asked);
+                actions.extend(conversation.handle(&rules, Event::Checked(checked)));
+            }
+            Action::Verified(customer) => verified_as = Some(assistant.customer_name(&customer)),
+            Action::Respond(request) => {
+                let turn = answer(runtime, assistant, &request, started, on_delta)?;
+                actions.extend(conversation.handle(&rules, Event::Answered(&turn.reply)));
+                result = Some(turn);
+            }
+            Action::Reply(reply) => {
+                actions.extend(conversation.handle(&rules, Event::Answered(&reply)));
+                result = Some(TurnResult::of(reply));
+            }
+            // No staff here: the handoff is the reply's outcome; and a
+            // message asks for none of the rest.
+            Action::Handoff { .. }
+            | Action::NotVerified { .. }
+            | Action::StartReturn { .. }
+            | Action::StopAnswer => {}
+        }
+    }
+    // Handed to a person earlier: the assistant keeps out, as in the server.
+    let mut result = result.unwrap_or_else(|| {
+        TurnResult::of(Reply::fixed(String::new(), AnswerOutcome::Handoff, conversation.lang()))
+    });
     result.total_ms = started.elapsed().as_secs_f64() * 1000.0;
     result.verified_as = verified_as;
-
-    session.history.push(ChatMessage::user(text));
-    if !result.reply.text.is_empty() {
-        session.history.push(ChatMessage::assistant(result.reply.text.clone()));
-    }
-    match result.reply.outcome {
-        AnswerOutcome::Refused => session.refusals_in_a_row += 1,
-        AnswerOutcome::Answered | AnswerOutcome::Replaced => session.refusals_in_a_row = 0,
-        AnswerOutcome::Handoff => {
-            session.refusals_in_a_row = 0;
-            session.handed_over = true;
-        }
-        AnswerOutcome::Error => {}
-    }
     Ok(result)
+}
+
+/// The answer to one turn, streamed to its end when a model writes it.
+fn answer(
+    runtime: &tokio::runtime::Runtime,
+    assistant: &Assistant,
+    request: &TurnRequest,
+    started: Instant,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<TurnResult> {
+    let mut stream = match assistant.respond(&request.turn())? {
+        Response::Reply(reply) => return Ok(TurnResult::of(reply)),
+        Response::Stream(stream) => stream,
+    };
+    let prompt = stream.prompt_messages().to_vec();
+    let mut first_token = None;
+    let finished = runtime.block_on(async {
+        while let Some(event) = stream.next().await {
+            match event {
+                StreamEvent::Started { .. } => {}
+                StreamEvent::Delta(delta) => {
+                    first_token.get_or_insert_with(Instant::now);
+                    on_delta(&delta);
+                }
+                StreamEvent::Done(finished) => return Some(*finished),
+            }
+        }
+        None
+    });
+    let Some(finished) = finished else { bail!("the answer stream ended without an end") };
+    Ok(TurnResult {
+        reply: finished.reply,
+        streamed: finished.generated,
+        ttft_ms: first_token.map(|t| t.duration_since(started).as_secs_f64() * 1000.0),
+        total_ms: 0.0,
+        tokens: finished.stats.map_or(0, |s| s.generated_tokens),
+        prompt: Some(prompt),
+        verified_as: None,
+    })
 }
 
 pub fn outcome_name(outcome: AnswerOutcome) -> &'static str {
@@ -194,6 +202,7 @@ pub fn outcome_name(outcome: AnswerOutcome) -> &'static str {
         AnswerOutcome::Replaced => "replaced",
         AnswerOutcome::Handoff => "handoff",
         AnswerOutcome::Error => "error",
+        AnswerOutcome::Stopped => "stopped",
     }
 }
 
@@ -216,20 +225,20 @@ pub struct AskArgs {
 pub fn ask(models_dir: &std::path::Path, args: AskArgs) -> Result<()> {
     let assistant = args.pipeline.load(models_dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut session = Session::new("ask");
+    let mut customer = None;
     if let (Some(order), Some(email)) = (&args.order, &args.email) {
-        let customer = assistant
+        let verified = assistant
             .verify_order(order, email)
             .context("that order number and email address do not verify")?;
-        println!("verified as {}", assistant.customer_name(&customer));
-        session.customer = Some(customer);
+        println!("verified as {}", assistant.customer_name(&verified));
+        customer = Some(verified);
     }
 
     let turn = Turn {
         text: &args.question,
         lang: None,
         history: &[],
-        customer: session.customer.as_ref(),
+        customer: customer.as_ref(),
         conversation: None,
         refusals_in_a_row: 0,
     };
@@ -262,6 +271,7 @@ pub fn ask(models_dir: &std::path::Path, args: AskArgs) -> Result<()> {
 
     let mut stdout = std::io::stdout();
     let mut printed_header = false;
+    let mut session = conversation("ask", customer);
     let result = run_turn(&runtime, &assistant, &mut session, &args.question, &mut |delta| {
         if !printed_header {
             println!("answer (streaming):");
@@ -319,7 +329,7 @@ pub struct ChatArgs {
 pub fn chat(models_dir: &std::path::Path, args: ChatArgs) -> Result<()> {
     let assistant = args.pipeline.load(models_dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut session = Session::new(format!("chat-{}", std::process::id()));
+    let mut session = conversation(format!("chat-{}", std::process::id()), None);
     let mut last: Option<TurnResult> = None;
     println!(
         "Chatting with {} ({}). Commands: /reset, /verify ORDER EMAIL, /sources, /quit",
@@ -339,17 +349,29 @@ pub fn chat(models_dir: &std::path::Path, args: ChatArgs) -> Result<()> {
             [] => continue,
             ["/quit" | "/exit"] => break,
             ["/reset"] => {
-                session = Session::new(format!("chat-{}-{}", std::process::id(), rand_suffix()));
+                session =
+                    conversation(format!("chat-{}-{}", std::process::id(), rand_suffix()), None);
                 last = None;
                 println!("(new conversation)");
             }
-            ["/verify", order, email] => match assistant.verify_order(order, email) {
-                Some(customer) => {
-                    println!("(verified as {})", assistant.customer_name(&customer));
-                    session.customer = Some(customer);
+            ["/verify", order, email] => {
+                let rules = assistant.rules();
+                let mut actions: VecDeque<Action> = session
+                    .handle(&rules, Event::VerifyOrder { order_number: order, email })
+                    .into();
+                while let Some(action) = actions.pop_front() {
+                    match action {
+                        Action::Verify(asked) => {
+                            let checked = check(&assistant, &asked);
+                            actions.extend(session.handle(&rules, Event::Checked(checked)));
+                        }
+                        Action::Verified(customer) => {
+                            println!("(verified as {})", assistant.customer_name(&customer));
+                        }
+                        _ => println!("(we couldn't verify that order number and email address)"),
+                    }
                 }
-                None => println!("(we couldn't verify that order number and email address)"),
-            },
+            }
             ["/verify", ..] => println!("usage: /verify ORDER EMAIL"),
             ["/sources"] => match &last {
                 Some(result) if !result.reply.sources.is_empty() => {
@@ -362,7 +384,7 @@ pub fn chat(models_dir: &std::path::Path, args: ChatArgs) -> Result<()> {
             },
             [command, ..] if command.starts_with('/') => println!("unknown command {command}"),
             _ => {
-                if session.handed_over {
+                if session.handed_over() {
                     println!("(this conversation was handed to a person; /reset to start over)");
                     continue;
                 }
@@ -414,10 +436,10 @@ pub fn replay(models_dir: &std::path::Path, args: ReplayArgs) -> Result<()> {
         .with_context(|| format!("no conversation {}", args.conversation_id))?;
     let assistant = args.pipeline.load(models_dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut session = Session::new(format!("replay-{}", args.conversation_id));
     // The server verified this customer when the conversation was live.
-    session.customer =
+    let customer =
         transcript.conversation.customer_id.as_deref().map(VerifiedCustomer::from_signed_identity);
+    let mut session = conversation(format!("replay-{}", args.conversation_id), customer);
 
     let messages = &transcript.messages;
     let mut changed = 0;

@@ -20,7 +20,7 @@ use shopchat_pipeline::Assistant;
 use shopchat_retrieval::VerifiedCustomer;
 use shopchat_store::{ConversationId, Role, SqliteStore, Store};
 
-use crate::harness::{outcome_name, run_turn, PipelineArgs, Session, TurnResult};
+use crate::harness::{conversation, outcome_name, run_turn, PipelineArgs, TurnResult};
 use crate::suite_score::Tally;
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -523,16 +523,17 @@ fn run_all(
         let suite_name = suite_name(path, suite);
         let tally = summary.suites.entry(suite_name.clone()).or_default();
         for (number, case) in suite.cases.iter().enumerate() {
-            let mut session = Session::new(format!("eval-{number}-{}", case.name));
-            if let Some(identity) = &case.verified {
-                session.customer = Some(verify(assistant, identity).with_context(|| {
+            let customer = match &case.verified {
+                Some(identity) => Some(verify(assistant, identity).with_context(|| {
                     format!(
                         "{}: case `{}`: the identity does not verify",
                         path.display(),
                         case.name
                     )
-                })?);
-            }
+                })?),
+                None => None,
+            };
+            let mut session = conversation(format!("eval-{number}-{}", case.name), customer);
             let mut failure = None;
             for (turn_number, turn) in case.turns.iter().enumerate() {
                 let result = run_turn(runtime, assistant, &mut session, &turn.say, &mut |_| {})?;
@@ -678,7 +679,7 @@ pub fn from_transcript(args: FromTranscriptArgs) -> Result<()> {
                     shopchat_store::Outcome::Refused => Some(OneOrMany::One(Outcome::Refused)),
                     shopchat_store::Outcome::Replaced => Some(OneOrMany::One(Outcome::Replaced)),
                     shopchat_store::Outcome::Handoff => Some(OneOrMany::One(Outcome::Handoff)),
-                    shopchat_store::Outcome::Error => None,
+                    shopchat_store::Outcome::Error | shopchat_store::Outcome::Stopped => None,
                 });
             }
         }

@@ -335,6 +335,18 @@ fn the_shipped_suites_pass_and_a_bad_prompt_fails_them() {
     assert!(!failure["failed"].as_array().unwrap().is_empty(), "{failure}");
 }
 
+/// `tests/conversation/same-replies.yaml`, which the server's test plays
+/// over a websocket: the harness must give the same replies, among them
+/// Chinese after a message of only an order number and an e-mail address.
+#[test]
+fn the_harness_gives_the_replies_the_server_gives() {
+    let script = workspace().join("tests/conversation/same-replies.yaml");
+    let output = harness(&["eval", "run", script.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["failed"], 0, "{report:#}");
+    assert_eq!(report["total"], 2, "{report}");
+}
+
 #[test]
 fn a_malformed_suite_is_an_error_with_its_line() {
     let scratch = tempfile::tempdir().unwrap();

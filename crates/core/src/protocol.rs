@@ -186,6 +186,9 @@ pub enum AnswerOutcome {
     Handoff,
     /// Generation failed.
     Error,
+    /// Stopped (by the shopper, or the connection ended) before a word was
+    /// written: the answer is empty.
+    Stopped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,8 @@ use shopchat_retrieval::{
     VerifiedCustomer,
 };
 
+use crate::conversation::message_language;
+use crate::conversation::Rules;
 use crate::stream::AnswerStream;
 use crate::texts::Texts;
 use crate::{AnswerSettings, Error, Result};
@@ -133,6 +135,8 @@ pub(crate) struct ShopData {
     pub aliases: Arc<Aliases>,
     pub texts: Texts,
     pub intents: IntentConfig,
+    /// The intents and texts again, as conversations read them.
+    pub rules: Arc<Rules>,
     /// The relevance gate's rule: the shop's `gate.toml`, else the default.
     pub gate: GateConfig,
     /// The day the demo data is dated as of, from `shop.toml`; `None` for a
@@ -190,6 +194,11 @@ impl Assistant {
         understand(text, &self.shop().intents)
     }
 
+    /// What a [`crate::Conversation`] reads messages with, for this shop.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.shop().rules.clone()
+    }
+
     /// The customer who placed order `number`, if `email` is theirs.
     /// Rate limiting is the caller's: this answers as often as asked.
     pub fn verify_order(&self, number: &str, email: &str) -> Option<VerifiedCustomer> {
@@ -224,7 +233,7 @@ impl Assistant {
     pub fn respond(&self, turn: &Turn<'_>) -> Result<Response> {
         let shop = self.shop();
         let understanding = understand(turn.text, &shop.intents);
-        let lang = message_language(turn, &understanding);
+        let lang = message_language(turn.lang, turn.text, &understanding);
         let texts = &shop.texts;
         let reply = match understanding.intent {
             Intent::Greeting => Reply::fixed(texts.greeting(lang), AnswerOutcome::Answered, lang),
@@ -391,7 +400,7 @@ impl Assistant {
 
     /// The language a message is answered in (see [`Turn::lang`]).
     pub fn answer_language(&self, turn: &Turn<'_>) -> Language {
-        message_language(turn, &self.understand(turn.text))
+        message_language(turn.lang, turn.text, &self.understand(turn.text))
     }
 
     fn knowledge_answer(
@@ -512,18 +521,6 @@ fn order_not_found(shop: &ShopData, lang: Language, number: &str) -> Reply {
 fn ask_for_verification(shop: &ShopData, lang: Language) -> Reply {
     Reply::fixed(shop.texts.ask_for_verification(lang), AnswerOutcome::Answered, lang)
         .with_effect(Effect::AskForVerification)
-}
-
-/// The message's language, or the conversation's when the message has no
-/// words to tell by (an order number, an e-mail address).
-fn message_language(turn: &Turn<'_>, understanding: &Understanding) -> Language {
-    let has_words = turn.text.chars().any(|c| c.is_alphabetic())
-        && understanding.order_number.is_none()
-        && understanding.email.is_none();
-    match turn.lang {
-        Some(lang) if !has_words => lang,
-        _ => understanding.lang,
-    }
 }
 
 /// The order if it is this customer's. Unknown and someone else's look alike.

@@ -17,6 +17,10 @@
 //! 4. Orders and returns are answered from the order data through
 //!    templates, and only to a verified shopper.
 //!
+//! Around the steps, [`Conversation`] holds each conversation's rules
+//! (its language, verification, history, "don't know" count and handoff)
+//! as a state machine without IO, which the server and the harness drive.
+//!
 //! # Key design decision
 //! **The system, not the model, guarantees correctness.** The small models
 //! this runs on invent answers to questions their passages do not cover, so
@@ -27,6 +31,7 @@
 //! and generating: storing, rate limiting and sending belong to the caller.
 
 mod assistant;
+mod conversation;
 mod error;
 mod load;
 mod models;
@@ -36,6 +41,7 @@ mod texts;
 pub use assistant::{
     Assistant, ChatModel, Effect, Reply, Response, ReturnApproval, ReturnRefusal, Turn,
 };
+pub use conversation::{Action, Check, Checked, Conversation, Event, Resumed, Rules, TurnRequest};
 pub use error::{Error, Result};
 pub use load::{
     embedder_name, load_embedder, load_gate, load_prompt, AssistantConfig, IndexStatus,

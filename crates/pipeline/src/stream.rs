@@ -158,8 +158,9 @@ impl AnswerStream {
         let finished = |reply| Finished { reply, generated: self.text.clone(), stopped, stats };
 
         if generated.is_empty() && stopped {
-            // Stopped before a word: nothing to check or show.
-            return finished(self.reply(String::new(), AnswerOutcome::Answered));
+            // Stopped before a word: nothing to check or show, and nothing
+            // answered.
+            return finished(self.reply(String::new(), AnswerOutcome::Stopped));
         }
         let texts: Vec<&str> = setup.passages.iter().map(|p| p.text.as_str()).collect();
         let titles: Vec<&str> = setup.passages.iter().map(|p| p.title.as_str()).collect();

@@ -79,10 +79,25 @@ impl Texts {
         }
     }
 
+    /// A message's order number and e-mail address did not verify: say so,
+    /// and ask again (the same words whether or not the order exists).
     pub fn not_verified(&self, lang: Language) -> String {
         match lang {
-            Language::En => "We couldn't verify that order number and email address.".into(),
-            Language::Zh => "无法验证该订单号和电子邮箱。".into(),
+            Language::En => "We couldn't verify that order number and email address. Please check \
+                             them and give me the order number and the email address you used for \
+                             the order."
+                .into(),
+            Language::Zh => {
+                "无法验证该订单号和电子邮箱。请核对后提供订单号和下单时使用的电子邮箱。".into()
+            }
+        }
+    }
+
+    /// Too many verifications failed; the message's was not even tried.
+    pub fn verify_rate_limited(&self, lang: Language) -> String {
+        match lang {
+            Language::En => "Too many verification attempts; please try again later.".into(),
+            Language::Zh => "验证尝试次数过多，请稍后再试。".into(),
         }
     }
 

@@ -14,12 +14,13 @@ use crate::state::AppState;
 /// Upper bounds of the time-to-first-token histogram, in seconds.
 const TTFT_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0];
 
-const OUTCOMES: [(AnswerOutcome, &str); 5] = [
+const OUTCOMES: [(AnswerOutcome, &str); 6] = [
     (AnswerOutcome::Answered, "answered"),
     (AnswerOutcome::Refused, "refused"),
     (AnswerOutcome::Replaced, "replaced"),
     (AnswerOutcome::Handoff, "handoff"),
     (AnswerOutcome::Error, "error"),
+    (AnswerOutcome::Stopped, "stopped"),
 ];
 
 /// Counters for `/metrics`. Plain atomics: Prometheus text is simple

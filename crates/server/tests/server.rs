@@ -31,10 +31,11 @@ use shopchat_core::protocol::{
     AnswerAction, AnswerOutcome, ClientFrame, ErrorCode, HandoffStatus, Rating, ServerFrame,
     Source, Timings, PROTOCOL_VERSION,
 };
+use shopchat_core::Language;
 use shopchat_pipeline::{Assistant, AssistantConfig, IndexStatus};
 use shopchat_server::{Server, ServerConfig};
 use shopchat_store::{
-    ConversationId, Feedback, MessageState, Role, Store, StoredMessage, Transcript,
+    ConversationId, Feedback, MessageState, Outcome, Role, Store, StoredMessage, Transcript,
 };
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -244,6 +245,59 @@ async fn a_verified_shopper_gets_their_order_status_and_an_unverified_one_does_n
     assert!(!answer.text.contains("Emma"), "{:?}", answer.text);
 
     drop((shopper, stranger));
+    server.shutdown().await;
+}
+
+/// `tests/conversation/same-replies.yaml`, which the CLI's test plays
+/// through the eval harness: the server must give the same replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_gives_the_replies_the_harness_gives() {
+    let server = TestServer::start().await;
+    let path = workspace().join("tests/conversation/same-replies.yaml");
+    let script: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let texts = |value: &serde_yaml::Value| -> Vec<String> {
+        match value {
+            serde_yaml::Value::String(one) => vec![one.clone()],
+            serde_yaml::Value::Sequence(many) => {
+                many.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+            }
+            _ => Vec::new(),
+        }
+    };
+    let cases = script["cases"].as_sequence().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        // No `lang` in hello, as the harness starts a conversation.
+        let mut shopper = Shopper::connect(server.addr).await;
+        let hello =
+            ClientFrame::Hello { v: PROTOCOL_VERSION, session: None, last_seq: None, lang: None };
+        shopper.hello(hello).await;
+        for (n, turn) in case["turns"].as_sequence().unwrap().iter().enumerate() {
+            let say = turn["say"].as_str().unwrap();
+            let answer = shopper.ask(&format!("m-{n}"), say).await;
+            let expect = &turn["expect"];
+            let text = answer.text.to_lowercase();
+            let what = format!("{name}, turn {}: {answer:#?}", n + 1);
+            if let Some(outcome) = expect["outcome"].as_str() {
+                assert_eq!(serde_json::to_value(answer.outcome).unwrap(), outcome, "{what}");
+            }
+            for needle in texts(&expect["contains"]) {
+                assert!(text.contains(&needle.to_lowercase()), "no {needle:?} in {what}");
+            }
+            for needle in texts(&expect["not_contains"]) {
+                assert!(!text.contains(&needle.to_lowercase()), "{needle:?} in {what}");
+            }
+            for cited in texts(&expect["cites"]) {
+                assert!(answer.sources.iter().any(|s| s.id == cited), "no {cited} in {what}");
+            }
+            if let Some(lang) = expect["language"].as_str() {
+                assert_eq!(Language::detect(&answer.text).code(), lang, "{what}");
+            }
+        }
+        drop(shopper);
+    }
     server.shutdown().await;
 }
 
@@ -727,6 +781,34 @@ async fn stop_ends_the_answer_at_once_and_keeps_what_was_said() {
     let stored = server.finished_answer(&welcome.conversation_id, answer.seq).await;
     assert_eq!(stored.state, MessageState::Partial, "{stored:#?}");
     assert!(!stored.text.trim().is_empty());
+
+    // The conversation goes on.
+    assert_eq!(shopper.ask("m-2", "hi").await.outcome, AnswerOutcome::Answered);
+
+    drop(shopper);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_stopped_before_its_first_word_is_stopped_not_answered() {
+    let server = TestServer::start().await;
+    let (mut shopper, welcome) = Shopper::join(server.addr, "en").await;
+
+    // The stop follows the message at once, so the session reads it right
+    // after starting the answer: long before the model has read its
+    // passages and written a word.
+    shopper.send_frame(&message("m-1", LONG_ANSWER)).await;
+    shopper.send_frame(&ClientFrame::Stop).await;
+    let answer = shopper.read_answer().await;
+    assert!(answer.deltas.is_empty(), "a word came before the stop: {answer:#?}");
+    assert_eq!(answer.outcome, AnswerOutcome::Stopped, "{answer:#?}");
+    assert_eq!(answer.text, "");
+
+    let stored = server.finished_answer(&welcome.conversation_id, answer.seq).await;
+    assert_eq!(stored.state, MessageState::Partial, "{stored:#?}");
+    assert_eq!(stored.text, "");
+    let details = stored.answer.as_ref().expect("the answer's details");
+    assert_eq!(details.outcome, Outcome::Stopped, "{stored:#?}");
 
     // The conversation goes on.
     assert_eq!(shopper.ask("m-2", "hi").await.outcome, AnswerOutcome::Answered);

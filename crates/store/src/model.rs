@@ -154,6 +154,8 @@ pub enum Outcome {
     Handoff,
     /// Something broke, including the server dying mid-answer.
     Error,
+    /// Stopped before a word was written: an empty answer.
+    Stopped,
 }
 labels!(Outcome {
     Answered = "answered",
@@ -161,6 +163,7 @@ labels!(Outcome {
     Replaced = "replaced",
     Handoff = "handoff",
     Error = "error",
+    Stopped = "stopped",
 });
 
 /// A shopper's thumbs up or down on an answer.
