@@ -225,6 +225,7 @@ fn outcome_label(outcome: AnswerOutcome) -> &'static str {
         AnswerOutcome::Refused => "refused",
         AnswerOutcome::Replaced => "replaced",
         AnswerOutcome::Handoff => "handoff",
+        AnswerOutcome::Stopped => "stopped",
         AnswerOutcome::Error => "error",
     }
 }
