@@ -8,8 +8,13 @@ mod eval;
 mod eval_check;
 mod harness;
 mod knowledge;
+#[cfg(test)]
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
 mod serve;
 mod suite;
+#[cfg(test)]
+mod suite_fuzz;
 mod suite_score;
 
 use std::io::{BufRead, Write};

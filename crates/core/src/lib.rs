@@ -38,9 +38,14 @@ pub mod check;
 pub mod degenerate;
 pub mod embed;
 pub mod extract;
+#[cfg(test)]
+mod fuzz;
 pub mod intent;
 pub mod language;
 pub mod mask;
+#[cfg(test)]
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
 pub mod order_facts;
 pub mod polarity;
 pub mod policy;
