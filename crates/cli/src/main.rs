@@ -11,9 +11,14 @@ mod eval_check;
 mod harness;
 mod knowledge;
 mod loadtest;
+#[cfg(test)]
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
 mod serve;
 mod server_stats;
 mod suite;
+#[cfg(test)]
+mod suite_fuzz;
 mod suite_score;
 mod ws_client;
 

@@ -10,7 +10,7 @@
 //! - [`language`]: the languages we answer in, and detecting them.
 //! - [`embed`]: the trait through which retrieval asks for sentence vectors.
 //! - [`shop`]: the shop profile (`shop.toml`) and order data (`orders.json`),
-//!   parsed from text, with a small calendar [`shop::Date`].
+//!   parsed from text, with [`shop::Date`] (the `time` crate's calendar).
 //! - [`policy`]: return eligibility computed from the shop's rules, explained
 //!   to the shopper with the rule that decided it.
 //! - [`order_facts`]: the template that tells a verified shopper about an
@@ -38,9 +38,14 @@ pub mod check;
 pub mod degenerate;
 pub mod embed;
 pub mod extract;
+#[cfg(test)]
+mod fuzz;
 pub mod intent;
 pub mod language;
 pub mod mask;
+#[cfg(test)]
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
 pub mod order_facts;
 pub mod polarity;
 pub mod policy;

@@ -10,9 +10,8 @@
 //! from it and never from a model's memory.
 //!
 //! Both loaders take text, not paths: the caller reads the files, which keeps
-//! this crate free of IO. Dates are a small [`Date`] type with hand-written
-//! calendar arithmetic, because the pipeline needs nothing more than "this
-//! date plus 30 days", which does not justify a date-time dependency here.
+//! this crate free of IO. Dates are [`Date`], the `time` crate's calendar
+//! narrowed to the dates order data may hold.
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,14 +42,11 @@ pub type Result<T, E = ShopError> = std::result::Result<T, E>;
 ///
 /// Order dates are the shop's local dates, and "today" must be computed by the
 /// caller in the shop's time zone so that a return window closes at the same
-/// moment for every shopper. Fields are private so that every `Date` is valid.
+/// moment for every shopper. The calendar is the `time` crate's; this type
+/// narrows it to what order data may hold (years 1 to 9999, written
+/// `YYYY-MM-DD`), so every `Date` prints as four-digit year and parses back.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    // Field order matters: the derived `Ord` compares year, then month, then day.
-    year: i32,
-    month: u8,
-    day: u8,
-}
+pub struct Date(time::Date);
 
 /// A date that does not exist or is not written as `YYYY-MM-DD`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,94 +55,83 @@ pub struct DateError {
     text: String,
 }
 
+/// The Julian day of 1970-01-01, so that day numbers count from the epoch.
+#[cfg(test)]
+const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
 impl Date {
     /// The date, if it exists. Years are limited to 1..=9999 so that every
-    /// date prints as four digits and day arithmetic cannot overflow.
+    /// date prints as four digits.
     pub fn new(year: i32, month: u8, day: u8) -> Result<Self, DateError> {
-        let valid = (1..=9999).contains(&year)
-            && (1..=12).contains(&month)
-            && day >= 1
-            && day <= days_in_month(year, month);
-        if valid {
-            Ok(Self { year, month, day })
-        } else {
-            Err(DateError { text: format!("{year:04}-{month:02}-{day:02}") })
+        let error = || DateError { text: format!("{year:04}-{month:02}-{day:02}") };
+        if !(1..=9999).contains(&year) {
+            return Err(error());
         }
+        let month = time::Month::try_from(month).map_err(|_| error())?;
+        time::Date::from_calendar_date(year, month, day).map(Self).map_err(|_| error())
+    }
+
+    /// The first and last dates of the supported range.
+    fn min() -> Self {
+        Self(time::Date::from_calendar_date(1, time::Month::January, 1).expect("a valid date"))
+    }
+
+    fn max() -> Self {
+        Self(time::Date::from_calendar_date(9999, time::Month::December, 31).expect("a valid date"))
     }
 
     pub fn year(self) -> i32 {
-        self.year
+        self.0.year()
     }
 
     pub fn month(self) -> u8 {
-        self.month
+        u8::from(self.0.month())
     }
 
     pub fn day(self) -> u8 {
-        self.day
+        self.0.day()
     }
 
     /// This date moved by `days` (negative moves back). Saturates at the
     /// ends of the supported range instead of wrapping.
     pub fn add_days(self, days: i32) -> Self {
-        let first = Date { year: 1, month: 1, day: 1 }.day_number();
-        let last = Date { year: 9999, month: 12, day: 31 }.day_number();
-        Self::from_day_number((self.day_number() + i64::from(days)).clamp(first, last))
+        let moved = self.0.saturating_add(time::Duration::days(i64::from(days)));
+        Self(moved).clamp(Self::min(), Self::max())
     }
 
     /// Days from `self` to `later`: positive when `later` is after `self`.
     pub fn days_until(self, later: Date) -> i64 {
-        later.day_number() - self.day_number()
+        (later.0 - self.0).whole_days()
     }
 
-    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`): a count in
-    /// which consecutive dates differ by one, so date arithmetic is addition.
+    /// Days since 1970-01-01: a count in which consecutive dates differ by one.
+    #[cfg(test)]
     fn day_number(self) -> i64 {
-        let (m, d) = (i64::from(self.month), i64::from(self.day));
-        // Count years from March, so that the leap day is the year's last day.
-        let y = i64::from(self.year) - i64::from(m <= 2);
-        let era = y.div_euclid(400);
-        let year_of_era = y.rem_euclid(400);
-        let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        era * 146_097 + day_of_era - 719_468
+        i64::from(self.0.to_julian_day() - UNIX_EPOCH_JULIAN_DAY)
     }
 
-    /// The inverse of [`Date::day_number`] (`civil_from_days`). Only called
-    /// with day numbers of dates in 1..=9999, so the narrowing casts hold.
-    fn from_day_number(z: i64) -> Self {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let day_of_era = z.rem_euclid(146_097);
-        let year_of_era =
-            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let mp = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
-        Self { year: year as i32, month: month as u8, day: day as u8 }
+    /// The inverse of [`Date::day_number`], for dates in the supported range.
+    #[cfg(test)]
+    fn from_day_number(days: i64) -> Self {
+        let julian = i32::try_from(days).expect("in range") + UNIX_EPOCH_JULIAN_DAY;
+        Self(time::Date::from_julian_day(julian).expect("in range"))
     }
 }
 
-fn is_leap_year(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
+impl TryFrom<time::Date> for Date {
+    type Error = DateError;
 
-fn days_in_month(year: i32, month: u8) -> u8 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        _ => 0,
+    /// A `time` date, if its year is in the supported range.
+    fn try_from(date: time::Date) -> Result<Self, DateError> {
+        Date::new(date.year(), u8::from(date.month()), date.day())
     }
 }
 
 impl FromStr for Date {
     type Err = DateError;
 
-    /// Parses exactly `YYYY-MM-DD`, the form `orders.json` uses.
+    /// Parses exactly `YYYY-MM-DD`, the form `orders.json` uses: ASCII
+    /// digits only, no sign, no spaces, always two-digit months and days.
     fn from_str(text: &str) -> Result<Self, DateError> {
         let error = || DateError { text: text.to_owned() };
         let bytes = text.as_bytes();
@@ -166,7 +151,7 @@ impl FromStr for Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+        write!(f, "{:04}-{:02}-{:02}", self.year(), self.month(), self.day())
     }
 }
 

@@ -557,9 +557,8 @@ fn order_source(order: &Order) -> Source {
 }
 
 fn utc_today() -> Date {
-    let now = time::OffsetDateTime::now_utc().date();
-    Date::new(now.year(), u8::from(now.month()), now.day()).unwrap_or_else(|_| {
-        // `time` only produces valid dates; this branch is unreachable.
+    Date::try_from(time::OffsetDateTime::now_utc().date()).unwrap_or_else(|_| {
+        // Today's year is within 1..=9999; this branch is unreachable.
         Date::new(2000, 1, 1).expect("a valid date")
     })
 }

@@ -43,10 +43,15 @@
 mod build;
 mod error;
 mod front_matter;
+#[cfg(test)]
+mod fuzz;
 pub mod gate;
 pub mod gate_fit;
 mod knowledge;
 mod layout;
+#[cfg(test)]
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
 mod orders;
 mod passage;
 mod policy;

@@ -74,7 +74,12 @@ impl OrderBook {
 pub(crate) fn load(path: &Path) -> Result<(OrderBook, Vec<Passage>)> {
     let source = std::fs::read_to_string(path)
         .map_err(Error::io(format!("cannot read {}", path.display())))?;
-    let data = OrderData::from_json(&source).map_err(|error| match &error {
+    parse(path, &source)
+}
+
+/// [`load`] without the reading: `source` is the text of the file at `path`.
+pub(crate) fn parse(path: &Path, source: &str) -> Result<(OrderBook, Vec<Passage>)> {
+    let data = OrderData::from_json(source).map_err(|error| match &error {
         ShopError::OrdersSyntax(json) => {
             Error::malformed(path, Some(json.line()), error.to_string())
         }

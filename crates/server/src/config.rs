@@ -180,11 +180,41 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Longest staff login: past it, the login's expiry could leave the
+/// calendar (`OffsetDateTime + ttl` panicked at login for `1_000_000_000`).
+pub const MAX_STAFF_SESSION_HOURS: u64 = 10 * 365 * 24;
+
+/// Longest window of the failure limits: a year is already no window at all.
+pub const MAX_VERIFY_WINDOW_MINUTES: u64 = 365 * 24 * 60;
+
 impl ConfigFile {
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { path: path.display().to_string(), reason: e.to_string() })?;
+        Self::parse(path, &text)
+    }
+
+    /// The settings in `text`, the contents of the file at `path`. Values
+    /// the server cannot run with are errors here rather than panics later:
+    /// a zero outbox (a channel of no capacity panics at every connection)
+    /// and durations past the calendar.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let error = |reason: String| ConfigError { path: path.display().to_string(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        toml::from_str(&text).map_err(|e| error(e.to_string()))
+        let file: ConfigFile = toml::from_str(text).map_err(|e| error(e.to_string()))?;
+        if file.server.staff_session_hours.is_some_and(|h| h > MAX_STAFF_SESSION_HOURS) {
+            return Err(error(format!(
+                "[server] staff_session_hours must be at most {MAX_STAFF_SESSION_HOURS} (ten years)"
+            )));
+        }
+        if file.limits.verify_window_minutes.is_some_and(|m| m > MAX_VERIFY_WINDOW_MINUTES) {
+            return Err(error(format!(
+                "[limits] verify_window_minutes must be at most {MAX_VERIFY_WINDOW_MINUTES} (a year)"
+            )));
+        }
+        if file.limits.outbox_frames == Some(0) {
+            return Err(error("[limits] outbox_frames must be at least 1".to_owned()));
+        }
+        Ok(file)
     }
 
     /// Applies the file's settings over `config`.
@@ -204,7 +234,7 @@ impl ConfigFile {
             config.allowed_origins = origins;
         }
         if let Some(hours) = server.staff_session_hours {
-            config.staff_session = Duration::from_secs(hours * 3600);
+            config.staff_session = Duration::from_secs(hours.saturating_mul(3600));
         }
         if server.identity_secret.is_some() {
             config.assistant.identity_secret = server.identity_secret;
@@ -253,7 +283,7 @@ impl ConfigFile {
             target.verify_failures = n;
         }
         if let Some(minutes) = limits.verify_window_minutes {
-            target.verify_window = Duration::from_secs(minutes * 60);
+            target.verify_window = Duration::from_secs(minutes.saturating_mul(60));
         }
         if let Some(frames) = limits.outbox_frames {
             target.outbox_frames = frames;
@@ -278,7 +308,7 @@ mod tests {
     use super::*;
 
     fn applied(text: &str) -> ServerConfig {
-        let file: ConfigFile = toml::from_str(text).unwrap();
+        let file = ConfigFile::parse(Path::new("shopchat.toml"), text).unwrap();
         let mut config = ServerConfig::standard();
         file.apply(&mut config);
         config
@@ -312,5 +342,81 @@ mod tests {
     fn an_unknown_language_key_is_an_error() {
         let error = toml::from_str::<ConfigFile>("[models]\nfr = \"smollm2-135m\"\n").unwrap_err();
         assert!(error.to_string().contains("unknown field `fr`"), "{error}");
+    }
+
+    #[test]
+    fn a_staff_session_past_the_calendar_is_refused_not_a_panic_at_login() {
+        // Login adds the session's length to now; at a billion hours that
+        // left the calendar and the login handler panicked.
+        for hours in ["1000000000", "18446744073709551615"] {
+            let text = format!("[server]\nstaff_session_hours = {hours}\n");
+            let error = ConfigFile::parse(Path::new("shopchat.toml"), &text).unwrap_err();
+            assert!(error.to_string().contains("staff_session_hours"), "{error}");
+        }
+        let longest = format!("[server]\nstaff_session_hours = {MAX_STAFF_SESSION_HOURS}\n");
+        let ttl = applied(&longest).staff_session;
+        assert!(time::OffsetDateTime::now_utc().checked_add(ttl.try_into().unwrap()).is_some());
+    }
+
+    #[test]
+    fn a_zero_outbox_is_refused_not_a_panic_at_every_connection() {
+        let error = ConfigFile::parse(Path::new("shopchat.toml"), "[limits]\noutbox_frames = 0\n")
+            .unwrap_err();
+        assert!(error.to_string().contains("outbox_frames"), "{error}");
+        assert_eq!(applied("[limits]\noutbox_frames = 1\n").limits.outbox_frames, 1);
+    }
+
+    #[test]
+    fn a_huge_failure_window_is_refused_not_wrapped() {
+        let text = "[limits]\nverify_window_minutes = 18446744073709551615\n";
+        let error = ConfigFile::parse(Path::new("shopchat.toml"), text).unwrap_err();
+        assert!(error.to_string().contains("verify_window_minutes"), "{error}");
+    }
+
+    /// The README's complete `shopchat.toml`, the base of the mutations.
+    fn readme_example() -> &'static str {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n[server]").expect("the README shows shopchat.toml") + 8;
+        &readme[start..start + readme[start..].find("```").unwrap()]
+    }
+
+    /// What the server does with settings it accepted, without a panic:
+    /// an outbox and HTTP concurrency of at least one, a login expiry
+    /// inside the calendar.
+    fn check_settings(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prop_assert;
+        let Ok(file) = ConfigFile::parse(Path::new("shopchat.toml"), text) else {
+            return Ok(());
+        };
+        let mut config = ServerConfig::standard();
+        file.apply(&mut config);
+        prop_assert!(config.limits.outbox_frames >= 1);
+        prop_assert!(config.limits.http_concurrency >= 1);
+        let ttl = time::Duration::try_from(config.staff_session).unwrap();
+        prop_assert!(time::OffsetDateTime::now_utc().checked_add(ttl).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn the_readme_example_is_a_valid_settings_file() {
+        let config = applied(readme_example());
+        assert_eq!(config.staff_session, Duration::from_secs(12 * 3600));
+        assert_eq!(config.limits.outbox_frames, 256);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutations::config(256))]
+
+        #[test]
+        fn any_text_is_settings_or_a_typed_error(text in crate::mutations::any_text()) {
+            check_settings(&text)?;
+        }
+
+        #[test]
+        fn mutated_settings_are_settings_or_a_typed_error(
+            text in crate::mutations::mutated(readme_example())
+        ) {
+            check_settings(&text)?;
+        }
     }
 }

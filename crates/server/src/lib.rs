@@ -30,6 +30,9 @@ pub mod config;
 mod chat;
 mod hub;
 mod limit;
+#[cfg(test)]
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
 mod ops;
 mod origin;
 mod staff;

@@ -5,6 +5,15 @@
 //! handed back when it succeeds ([`Window::give_back`]): counting only after
 //! a failed check let a burst of parallel attempts all pass the limit before
 //! the first failure was recorded.
+//!
+//! Why hand-written rather than `governor`: governor (0.10) takes a cell in
+//! the same call that checks it (`check_key`, `check_key_n`) and has no call
+//! that returns a cell or looks without taking one. Counting before
+//! the check with governor would count every correct login and verification
+//! as a failure; counting after a failed check is the race above. Its GCRA
+//! quota is also a steady refill (5 per 15 minutes is one every 3 minutes
+//! after a burst of 5), not "at most N in any window", and cannot be zero.
+//! The window here is a few dozen lines with its own tests, so it stays.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;

@@ -45,6 +45,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+#[path = "../../../tests/fuzz/mutations.rs"]
+mod mutations;
+
 // ---------------------------------------------------------------------------
 // The demo shop's facts the tests rely on (faq/faq/en, faq/orders.json).
 // ---------------------------------------------------------------------------
@@ -555,6 +558,74 @@ async fn bad_frames_get_error_frames_and_the_connection_stays_usable() {
     assert_eq!(next.ask("m-1", "hi").await.outcome, AnswerOutcome::Answered);
 
     drop((shopper, next));
+    server.shutdown().await;
+}
+
+/// Mutated frames sent over a real socket, so that the decoder is fuzzed
+/// where shoppers reach it.
+const FUZZED_FRAMES: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_frames_get_their_typed_error_and_only_bad_utf8_closes_the_socket() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    use shopchat_core::protocol::{parse_client_frame, FrameLimits};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+    let server = TestServer::start().await;
+    let (mut shopper, _) = Shopper::join(server.addr, "en").await;
+    let bases: Vec<String> = [
+        hello("en"),
+        message("m-1", "How long does delivery take?"),
+        feedback(1, Rating::Up, Some("thanks")),
+        verify_order(EMMA_ORDER, EMMA_EMAIL),
+        start_return(EMMA_ORDER),
+        ClientFrame::Ping,
+    ]
+    .iter()
+    .map(|frame| serde_json::to_string(frame).unwrap())
+    .collect();
+    let frames =
+        (proptest::sample::select(bases), proptest::collection::vec(mutations::mutation(), 1..=4))
+            .prop_map(|(base, mutations)| mutations::apply(&base, &mutations));
+    // The same frames every run: a failure here can be replayed.
+    let mut runner = TestRunner::deterministic();
+    let mut sent = 0;
+    while sent < FUZZED_FRAMES {
+        let text = frames.new_tree(&mut runner).unwrap().current();
+        // Frames the decoder accepts would start answers; they are the
+        // round-trip tests' business (crates/core/src/fuzz.rs).
+        let Err(problem) = parse_client_frame(&text, &FrameLimits::DEFAULT) else { continue };
+        shopper.send_text(&text).await;
+        shopper.expect_error(problem.code()).await;
+        sent += 1;
+        if sent % 50 == 0 {
+            shopper.ping().await;
+        }
+    }
+    for bytes in [vec![], vec![0xff; 3], b"{\"type\":\"ping\"}".to_vec()] {
+        shopper.send_ws(Message::binary(bytes)).await;
+        shopper.expect_error(ErrorCode::BinaryNotSupported).await;
+    }
+    shopper.ping().await;
+
+    // A text frame that is not UTF-8 breaks the websocket protocol itself:
+    // that connection ends, and the server goes on.
+    let invalid = Frame::message(
+        b"{\"type\":\"ping\",\"x\":\"\xc3\x28\"}".to_vec(),
+        OpCode::Data(Data::Text),
+        true,
+    );
+    shopper.send_ws(Message::Frame(invalid)).await;
+    match shopper.next_message().await {
+        Some(Message::Close(_)) | None => {}
+        Some(other) => panic!("the connection stayed open: {other:?}"),
+    }
+    let (mut next, _) = Shopper::join(server.addr, "en").await;
+    next.ping().await;
+
+    drop(next);
     server.shutdown().await;
 }
 
