@@ -12,7 +12,7 @@ use super::*;
 
 fn rules() -> Rules {
     let faq = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../faq");
-    let shop = crate::load::load_shop(&faq).expect("the demo shop loads");
+    let shop = crate::load::load_shop(&faq, None).expect("the demo shop loads");
     (*shop.rules).clone()
 }
 

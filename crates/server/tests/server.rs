@@ -257,12 +257,12 @@ async fn a_verified_shopper_gets_their_order_status_and_an_unverified_one_does_n
 async fn the_server_gives_the_replies_the_harness_gives() {
     let server = TestServer::start().await;
     let path = workspace().join("tests/conversation/same-replies.yaml");
-    let script: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let texts = |value: &serde_yaml::Value| -> Vec<String> {
+    let script: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let texts = |value: &serde_norway::Value| -> Vec<String> {
         match value {
-            serde_yaml::Value::String(one) => vec![one.clone()],
-            serde_yaml::Value::Sequence(many) => {
+            serde_norway::Value::String(one) => vec![one.clone()],
+            serde_norway::Value::Sequence(many) => {
                 many.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
             }
             _ => Vec::new(),
