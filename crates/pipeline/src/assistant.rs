@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use shopchat_core::check::{AllowedFacts, CheckOutcome};
 use shopchat_core::extract::{quote_passage, Aliases};
-use shopchat_core::intent::{understand, Intent, IntentConfig, Understanding};
+use shopchat_core::intent::{understand, Intent, Understanding};
 use shopchat_core::order_facts::order_facts;
 use shopchat_core::policy::return_eligibility;
 use shopchat_core::prompt::{assemble, PromptPassage, PromptTemplate};
@@ -133,9 +133,8 @@ pub(crate) struct ShopData {
     pub allowed: AllowedFacts,
     /// Names the shop's texts define for each other ("Germany (DE)").
     pub aliases: Arc<Aliases>,
-    pub texts: Texts,
-    pub intents: IntentConfig,
-    /// The intents and texts again, as conversations read them.
+    /// The shop's intent patterns and fixed texts, shared with the
+    /// conversations that read them.
     pub rules: Arc<Rules>,
     /// The relevance gate's rule: the shop's `gate.toml`, else the default.
     pub gate: GateConfig,
@@ -186,12 +185,12 @@ impl Assistant {
 
     /// The fixed replies, for callers that answer frames themselves.
     pub fn texts(&self) -> Texts {
-        self.shop().texts.clone()
+        self.shop().rules.texts.clone()
     }
 
     /// Reads what a message asks for.
     pub fn understand(&self, text: &str) -> Understanding {
-        understand(text, &self.shop().intents)
+        understand(text, &self.shop().rules.intents)
     }
 
     /// What a [`crate::Conversation`] reads messages with, for this shop.
@@ -232,9 +231,9 @@ impl Assistant {
     /// lets through comes back as a [`Response::Stream`] already queued.
     pub fn respond(&self, turn: &Turn<'_>) -> Result<Response> {
         let shop = self.shop();
-        let understanding = understand(turn.text, &shop.intents);
+        let understanding = understand(turn.text, &shop.rules.intents);
         let lang = message_language(turn.lang, turn.text, &understanding);
-        let texts = &shop.texts;
+        let texts = &shop.rules.texts;
         let reply = match understanding.intent {
             Intent::Greeting => Reply::fixed(texts.greeting(lang), AnswerOutcome::Answered, lang),
             Intent::Thanks => Reply::fixed(texts.thanks(lang), AnswerOutcome::Answered, lang),
@@ -274,7 +273,7 @@ impl Assistant {
                 if !refused.is_empty() {
                     let text = format!(
                         "{} {}",
-                        shop.texts.items_not_returnable(lang, &refused),
+                        shop.rules.texts.items_not_returnable(lang, &refused),
                         eligibility.explain(lang)
                     );
                     return Err(ReturnRefusal::NotEligible { text });
@@ -328,12 +327,12 @@ impl Assistant {
             None => recent_orders(shop, customer, 3),
         };
         let text = match orders.as_slice() {
-            [] => shop.texts.no_orders(lang),
+            [] => shop.rules.texts.no_orders(lang),
             [order] => order_facts(order, currency, lang),
             several => {
                 let facts: Vec<String> =
                     several.iter().map(|order| order_facts(order, currency, lang)).collect();
-                format!("{}\n\n{}", shop.texts.recent_orders_intro(lang), facts.join("\n\n"))
+                format!("{}\n\n{}", shop.rules.texts.recent_orders_intro(lang), facts.join("\n\n"))
             }
         };
         let mut reply = Reply::fixed(text, AnswerOutcome::Answered, lang);
@@ -361,7 +360,7 @@ impl Assistant {
                 match orders.as_slice() {
                     [] => {
                         return Reply::fixed(
-                            shop.texts.no_orders(lang),
+                            shop.rules.texts.no_orders(lang),
                             AnswerOutcome::Answered,
                             lang,
                         )
@@ -371,7 +370,7 @@ impl Assistant {
                         let numbers: Vec<&str> =
                             several.iter().map(|order| order.number.as_str()).collect();
                         return Reply::fixed(
-                            shop.texts.which_order(lang, &numbers),
+                            shop.rules.texts.which_order(lang, &numbers),
                             AnswerOutcome::Answered,
                             lang,
                         );
@@ -461,7 +460,7 @@ impl Assistant {
             model: model.name.clone(),
             prompt: self.prompt.clone(),
             allowed: shop.allowed.clone(),
-            texts: shop.texts.clone(),
+            texts: shop.rules.texts.clone(),
             refusals_in_a_row: turn.refusals_in_a_row,
             handoff_after_refusals: self.settings.handoff_after_refusals,
         })))
@@ -475,7 +474,7 @@ impl Assistant {
         gate: Option<GateDecision>,
     ) -> Reply {
         let mut reply = refusal_reply(
-            &shop.texts,
+            &shop.rules.texts,
             &self.prompt,
             lang,
             turn.refusals_in_a_row,
@@ -515,11 +514,11 @@ pub(crate) fn refusal_reply(
 /// An order that is not the verified customer's: the same words whether it
 /// exists or not.
 fn order_not_found(shop: &ShopData, lang: Language, number: &str) -> Reply {
-    Reply::fixed(shop.texts.order_not_found(lang, number), AnswerOutcome::Answered, lang)
+    Reply::fixed(shop.rules.texts.order_not_found(lang, number), AnswerOutcome::Answered, lang)
 }
 
 fn ask_for_verification(shop: &ShopData, lang: Language) -> Reply {
-    Reply::fixed(shop.texts.ask_for_verification(lang), AnswerOutcome::Answered, lang)
+    Reply::fixed(shop.rules.texts.ask_for_verification(lang), AnswerOutcome::Answered, lang)
         .with_effect(Effect::AskForVerification)
 }
 

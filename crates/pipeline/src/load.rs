@@ -195,17 +195,14 @@ pub(crate) fn load_shop(dir: &Path, embedder: Option<&dyn TextEmbedder>) -> Resu
         knowledge.passages().iter().filter(|p| p.kind.is_public()).map(|p| p.text.as_str()),
     );
     let gate = load_gate(dir, embedder.map(embedder_name))?;
-    let texts = Texts::for_shop(&profile);
     let rules = Arc::new(crate::conversation::Rules {
-        intents: extras.intents.clone(),
-        texts: texts.clone(),
+        intents: extras.intents,
+        texts: Texts::for_shop(&profile),
     });
     Ok(ShopData {
         gate,
         aliases: Arc::new(aliases),
         allowed: AllowedFacts::for_shop(&profile),
-        texts,
-        intents: extras.intents,
         rules,
         data_as_of: extras.data_as_of,
         profile,
