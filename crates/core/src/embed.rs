@@ -36,8 +36,14 @@ pub trait TextEmbedder: Send + Sync {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("embedding failed: {0}")]
-pub struct EmbedError(pub String);
+pub enum EmbedError {
+    #[error("embedding failed: {0}")]
+    Failed(String),
+    /// Too many texts are already waiting for the model: the caller should
+    /// say "busy" rather than wait without bound.
+    #[error("the embedding model is busy: {waiting} queries are waiting")]
+    Busy { waiting: usize },
+}
 
 /// A dot product with independent partial sums, which the compiler turns
 /// into vector instructions (one running sum would fix the order of the

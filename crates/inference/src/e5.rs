@@ -148,11 +148,11 @@ impl TextEmbedder for E5Embedder {
     }
 
     fn embed_queries(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
-        self.embed_prefixed(QUERY, texts).map_err(|e| EmbedError(e.to_string()))
+        self.embed_prefixed(QUERY, texts).map_err(|e| EmbedError::Failed(e.to_string()))
     }
 
     fn embed_passages(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
-        self.embed_prefixed(PASSAGE, texts).map_err(|e| EmbedError(e.to_string()))
+        self.embed_prefixed(PASSAGE, texts).map_err(|e| EmbedError::Failed(e.to_string()))
     }
 
     fn dimension(&self) -> usize {

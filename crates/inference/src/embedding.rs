@@ -110,7 +110,7 @@ impl TextEmbedder for SentenceEmbedder {
     fn embed(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
-            vectors.extend(self.embed_batch(batch).map_err(|e| EmbedError(e.to_string()))?);
+            vectors.extend(self.embed_batch(batch).map_err(|e| EmbedError::Failed(e.to_string()))?);
         }
         Ok(vectors)
     }

@@ -13,7 +13,7 @@ use shopchat_core::policy::return_eligibility;
 use shopchat_core::prompt::{assemble, PromptPassage, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
 use shopchat_core::shop::{Date, Order, OrderData, ShopProfile};
-use shopchat_core::{ChatMessage, Language, TextEmbedder};
+use shopchat_core::{ChatMessage, EmbedError, Language, TextEmbedder};
 use shopchat_inference::{GenerationRequest, Prompt, SamplingConfig, WorkerHandle};
 use shopchat_retrieval::{
     GateConfig, GateDecision, Hit, IndexHandle, KnowledgeBase, Passage, SearchQuery,
@@ -22,6 +22,7 @@ use shopchat_retrieval::{
 
 use crate::conversation::message_language;
 use crate::conversation::Rules;
+use crate::query_bound::BoundedQueries;
 use crate::stream::AnswerStream;
 use crate::texts::Texts;
 use crate::{AnswerSettings, Error, Result};
@@ -149,6 +150,8 @@ pub struct Assistant {
     pub(crate) data: RwLock<Arc<ShopData>>,
     pub(crate) index: IndexHandle,
     pub(crate) embedder: Option<Arc<dyn TextEmbedder>>,
+    /// The same embedder, seen as the bound on query embeddings.
+    pub(crate) query_bound: Option<Arc<BoundedQueries>>,
     pub(crate) prompt: Arc<PromptTemplate>,
     /// In order of preference: the first that writes a language answers in it.
     pub(crate) models: Vec<ChatModel>,
@@ -391,10 +394,20 @@ impl Assistant {
     /// exactly what [`Assistant::respond`] sees (`shopchat ask` prints it).
     pub fn retrieve(&self, text: &str, lang: Language) -> Result<(Vec<Hit>, GateDecision)> {
         let query = SearchQuery { text, lang: Some(lang), limit: self.settings.passages.max(5) };
-        let hits = self.index.search(&query)?;
+        let hits = self.index.search(&query).map_err(|error| match error {
+            shopchat_retrieval::Error::Embed(EmbedError::Busy { waiting }) => {
+                Error::Busy { queued: waiting }
+            }
+            other => other.into(),
+        })?;
         let signals = self.index.query_signals(&query)?;
         let gate = self.shop().gate.decide(lang, &signals, &hits);
         Ok((hits, gate))
+    }
+
+    /// Shoppers' questions waiting for the query embedder (0 without one).
+    pub fn query_embeddings_waiting(&self) -> usize {
+        self.query_bound.as_ref().map_or(0, |bound| bound.waiting())
     }
 
     /// The language a message is answered in (see [`Turn::lang`]).

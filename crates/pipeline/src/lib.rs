@@ -35,6 +35,7 @@ mod conversation;
 mod error;
 mod load;
 mod models;
+mod query_bound;
 mod stream;
 mod texts;
 
@@ -47,6 +48,7 @@ pub use load::{
     embedder_name, load_embedder, load_gate, load_prompt, AssistantConfig, IndexStatus,
 };
 pub use models::{is_none, Assignment, ModelChoice, NO_MODEL};
+pub use query_bound::{BoundedQueries, QueryEmbeddingLimits};
 pub use stream::{AnswerStream, Finished, StreamEvent};
 pub use texts::Texts;
 

@@ -20,6 +20,7 @@ use shopchat_retrieval::{build_index, GateConfig, IndexHandle, KnowledgeBase};
 
 use crate::assistant::{Assistant, ChatModel, ShopData};
 use crate::models::{manifest_languages, Assignment, ModelChoice};
+use crate::query_bound::{BoundedQueries, QueryEmbeddingLimits};
 use crate::texts::Texts;
 use crate::{AnswerSettings, Error, Result};
 
@@ -38,6 +39,8 @@ pub struct AssistantConfig {
     /// The sentence embedder for hybrid search (`minilm-l6`, English only;
     /// `multilingual-e5-small`, both languages), used only when installed.
     pub embedding_model: Option<String>,
+    /// How many shoppers' questions are embedded at once, and how many wait.
+    pub query_embedding: QueryEmbeddingLimits,
     /// A prompt template file; `None` is `prompts/default.toml`, built in.
     pub prompt_file: Option<PathBuf>,
     /// The secret of signed identities; `None` accepts none.
@@ -58,6 +61,7 @@ impl AssistantConfig {
             models_dir: "models".into(),
             models: ModelChoice::standard(),
             embedding_model: Some("minilm-l6".into()),
+            query_embedding: QueryEmbeddingLimits::default(),
             prompt_file: None,
             identity_secret: None,
             worker: WorkerConfig::standard(),
@@ -94,10 +98,12 @@ impl Assistant {
         // Chosen first: a model that is unknown or not installed is reported
         // before the index build, which can take minutes.
         let chosen = choose_chat_models(&registry, config)?;
-        let embedder = match &config.embedding_model {
-            Some(name) => load_embedder(&registry, name)?,
+        let bounded = match &config.embedding_model {
+            Some(name) => load_embedder(&registry, name)?
+                .map(|inner| Arc::new(BoundedQueries::new(inner, config.query_embedding))),
             None => None,
         };
+        let embedder = bounded.clone().map(|e| e as Arc<dyn TextEmbedder>);
         let shop = load_shop(&config.faq_dir, embedder.as_deref())?;
 
         let status = match IndexHandle::open(&config.data_dir, embedder.clone()) {
@@ -128,6 +134,7 @@ impl Assistant {
             data: RwLock::new(Arc::new(shop)),
             index,
             embedder,
+            query_bound: bounded,
             prompt: Arc::new(prompt),
             models,
             settings: config.answer.clone(),
@@ -175,7 +182,8 @@ pub(crate) fn load_shop(dir: &Path, embedder: Option<&dyn TextEmbedder>) -> Resu
     let profile_path = dir.join("shop.toml");
     let profile_text = std::fs::read_to_string(&profile_path)
         .map_err(Error::io(format!("cannot read {}", profile_path.display())))?;
-    let shop_error = |source| Error::Shop { path: profile_path.display().to_string(), source };
+    let shop_error =
+        |source| Error::Shop { path: profile_path.display().to_string(), source: Box::new(source) };
     let profile = ShopProfile::from_toml(&profile_text).map_err(shop_error)?;
     let extras = ShopExtras::parse(&profile_text)
         .map_err(|reason| Error::Config { path: profile_path.display().to_string(), reason })?;
@@ -184,8 +192,10 @@ pub(crate) fn load_shop(dir: &Path, embedder: Option<&dyn TextEmbedder>) -> Resu
     let orders = if orders_path.exists() {
         let text = std::fs::read_to_string(&orders_path)
             .map_err(Error::io(format!("cannot read {}", orders_path.display())))?;
-        OrderData::from_json(&text)
-            .map_err(|source| Error::Shop { path: orders_path.display().to_string(), source })?
+        OrderData::from_json(&text).map_err(|source| Error::Shop {
+            path: orders_path.display().to_string(),
+            source: Box::new(source),
+        })?
     } else {
         OrderData { customers: Vec::new(), orders: Vec::new() }
     };

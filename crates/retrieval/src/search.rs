@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use shopchat_core::{Language, TextEmbedder};
+use shopchat_core::{EmbedError, Language, TextEmbedder};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::schema::Value as _;
@@ -313,7 +313,7 @@ impl Generation {
                 .search(&query, &TopDocs::with_limit(CANDIDATES).order_by_score())
                 .map_err(Error::index("cannot search"))?
         };
-        let cosine = self.cosine_ranking(lang, query.text);
+        let cosine = self.cosine_ranking(lang, query.text)?;
 
         let weights = self.term_weights(&searcher, lang, &terms);
         let mut hits = Vec::with_capacity(query.limit);
@@ -400,10 +400,12 @@ impl Generation {
     }
 
     /// Public passages of `lang` by cosine similarity to the query, best
-    /// first; empty when not hybrid.
-    fn cosine_ranking(&self, lang: Language, text: &str) -> Vec<(f32, DocAddress)> {
+    /// first; empty when not hybrid. A busy embedder is an error (the
+    /// shopper is told `busy`, as for a full model queue); a failing one
+    /// leaves the search to BM25, which still answers.
+    fn cosine_ranking(&self, lang: Language, text: &str) -> Result<Vec<(f32, DocAddress)>> {
         let Some(vectors) = self.vectors.as_ref().filter(|v| v.embedder.supports(lang)) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let query = match vectors.embedder.embed_queries(&[text]) {
             Ok(mut embedded) if embedded.len() == 1 => embedded.remove(0),
@@ -412,11 +414,12 @@ impl Generation {
                     count = embedded.len(),
                     "the embedder returned no single vector: BM25 only"
                 );
-                return Vec::new();
+                return Ok(Vec::new());
             }
+            Err(busy @ EmbedError::Busy { .. }) => return Err(busy.into()),
             Err(error) => {
                 tracing::warn!(%error, "cannot embed the query: BM25 only");
-                return Vec::new();
+                return Ok(Vec::new());
             }
         };
         // Stored vectors are unit length (made so at load), so after scaling
@@ -437,7 +440,7 @@ impl Generation {
             ranking.truncate(CANDIDATES);
         }
         ranking.sort_by(best_first);
-        ranking
+        Ok(ranking)
     }
 
     /// What the query's words say about whether the knowledge base can

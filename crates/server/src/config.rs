@@ -156,6 +156,10 @@ pub struct ModelsSection {
     pub embedding: Option<String>,
     pub max_tokens: Option<usize>,
     pub queue: Option<usize>,
+    /// Shoppers' questions embedded at once for hybrid search, and how
+    /// many more may wait before a question is answered `busy`.
+    pub embedding_at_once: Option<usize>,
+    pub embedding_queue: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,6 +272,12 @@ impl ConfigFile {
         }
         if let Some(queue) = models.queue {
             config.assistant.worker.queue_capacity = queue;
+        }
+        if let Some(n) = models.embedding_at_once {
+            config.assistant.query_embedding.at_once = n.max(1);
+        }
+        if let Some(n) = models.embedding_queue {
+            config.assistant.query_embedding.waiting = n;
         }
         let target = &mut config.limits;
         if let Some(chars) = limits.max_message_chars {

@@ -147,12 +147,22 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     let _ = writeln!(out, "# TYPE shopchat_worker_restarts_total counter");
     let _ = writeln!(out, "shopchat_worker_restarts_total {restarts}");
+    let _ = writeln!(
+        out,
+        "# HELP shopchat_query_embeddings_waiting Shopper questions waiting for the query embedder."
+    );
+    let _ = writeln!(out, "# TYPE shopchat_query_embeddings_waiting gauge");
+    let _ = writeln!(
+        out,
+        "shopchat_query_embeddings_waiting {}",
+        state.assistant.query_embeddings_waiting()
+    );
     let _ = writeln!(out, "# HELP shopchat_open_sessions Connected chat websockets.");
     let _ = writeln!(out, "# TYPE shopchat_open_sessions gauge");
     let _ = writeln!(out, "shopchat_open_sessions {}", state.open_sessions());
     let _ = writeln!(
         out,
-        "# HELP shopchat_busy_total Messages refused because the model's queue was full."
+        "# HELP shopchat_busy_total Messages refused because a model's or the embedder's queue was full."
     );
     let _ = writeln!(out, "# TYPE shopchat_busy_total counter");
     let _ = writeln!(out, "shopchat_busy_total {}", get(&m.busy));
