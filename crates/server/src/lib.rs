@@ -28,6 +28,7 @@
 pub mod config;
 
 mod chat;
+mod export;
 mod hub;
 mod limit;
 #[cfg(test)]
@@ -212,9 +213,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/conversations/{id}/resolve", post(staff::resolve))
         .layer(quick());
     // Long requests: an export or a re-index takes as long as the data is
-    // big; one of each kind at a time, with a generous deadline.
+    // big, so they get a generous deadline. Re-indexes run two at a time
+    // here; an export's body streams after its headers, so its own
+    // semaphore (`AppState::exports`) bounds it until the body ends.
     let long = Router::new()
-        .route("/export", get(staff::export))
+        .route("/export", get(export::export))
         .route("/reindex", post(staff::reindex))
         .layer(
             ServiceBuilder::new()

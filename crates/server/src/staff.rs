@@ -201,14 +201,14 @@ pub struct ListQuery {
     tag: Option<String>,
     needs_human: Option<String>,
     q: Option<String>,
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     offset: Option<u32>,
     /// Export only: `jsonl` (default) or `csv`.
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 impl ListQuery {
-    fn filter(&self) -> Result<ConversationFilter, ApiError> {
+    pub(crate) fn filter(&self) -> Result<ConversationFilter, ApiError> {
         let time = |name: &str, value: &Option<String>| {
             value
                 .as_deref()
@@ -256,7 +256,7 @@ impl ListQuery {
     }
 }
 
-fn query_of(
+pub(crate) fn query_of(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ListQuery, ApiError> {
     query.map(|Query(q)| q).map_err(|e| ApiError::BadRequest(e.body_text()))
@@ -283,50 +283,6 @@ pub async fn transcript(
         Some(transcript) => Ok(Json(transcript).into_response()),
         None => Err(ApiError::NotFound("no such conversation".into())),
     }
-}
-
-pub async fn export(
-    State(state): State<Arc<AppState>>,
-    _session: StaffSession,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let query = query_of(query)?;
-    let mut filter = query.filter()?;
-    filter.limit = query.limit;
-    let csv = match query.format.as_deref() {
-        None | Some("jsonl") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "`format` must be jsonl or csv, not `{other}`"
-            )))
-        }
-    };
-    let body = state
-        .with_store(move |s| {
-            let mut out = Vec::new();
-            if csv {
-                s.export_csv(&filter, &mut out)?;
-            } else {
-                s.export_jsonl(&filter, &mut out)?;
-            }
-            Ok(out)
-        })
-        .await?;
-    let (content_type, file) = if csv {
-        ("text/csv; charset=utf-8", "conversations.csv")
-    } else {
-        ("application/x-ndjson", "conversations.jsonl")
-    };
-    let disposition = format!("attachment; filename=\"{file}\"");
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
 }
 
 #[derive(Deserialize)]

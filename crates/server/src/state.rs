@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use shopchat_pipeline::Assistant;
 use shopchat_store::Store;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::config::ServerConfig;
 use crate::hub::Hub;
@@ -27,6 +27,8 @@ pub struct AppState {
     pub login_failures: KeyedWindows<IpAddr>,
     /// Shopper messages per client address, over all its conversations.
     pub messages_by_address: KeyedWindows<IpAddr>,
+    /// Exports streaming now: two at a time, held until each body ends.
+    pub exports: Arc<Semaphore>,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     open_sessions: AtomicUsize,
@@ -76,6 +78,7 @@ impl AppState {
             verify_failures,
             login_failures,
             messages_by_address,
+            exports: Arc::new(Semaphore::new(2)),
             shutdown,
             open_sessions: AtomicUsize::new(0),
             sessions_by_address: Mutex::new(HashMap::new()),

@@ -1098,17 +1098,17 @@ async fn staff_routes_need_credentials_and_foreign_origins_are_refused() {
     assert_eq!(session["name"], STAFF_NAME);
     assert!(!session["expires_at"].is_null(), "{session}");
     let bearer = ("Authorization", format!("Bearer {token}"));
-    let me = http(addr, "GET", "/api/me", &[bearer.clone()], None).await;
+    let me = http(addr, "GET", "/api/me", std::slice::from_ref(&bearer), None).await;
     assert_eq!(me.status, 200, "{}", me.text());
     assert_eq!(me.json()["name"], STAFF_NAME);
     assert!(!me.json()["id"].is_null());
     let cookie = login.header("set-cookie").expect("login sets the session cookie");
     let cookie = ("Cookie", cookie.split(';').next().unwrap().to_owned());
-    let me = http(addr, "GET", "/api/me", &[cookie.clone()], None).await;
+    let me = http(addr, "GET", "/api/me", std::slice::from_ref(&cookie), None).await;
     assert_eq!(me.status, 200, "{}", me.text());
 
     // Logged out: neither works any more.
-    let logout = http(addr, "POST", "/api/logout", &[bearer.clone()], None).await;
+    let logout = http(addr, "POST", "/api/logout", std::slice::from_ref(&bearer), None).await;
     assert_eq!(logout.status, 204, "{}", logout.text());
     assert_eq!(http(addr, "GET", "/api/me", &[bearer], None).await.status, 401);
     assert_eq!(http(addr, "GET", "/api/me", &[cookie], None).await.status, 401);
@@ -1225,6 +1225,9 @@ async fn staff_review_tag_note_search_export_and_reindex() {
     // Exports: one transcript a line, or CSV rows; filters apply.
     let jsonl = staff.get("/api/export?format=jsonl").await;
     assert_eq!(jsonl.status, 200, "{}", jsonl.text());
+    // Streamed as the store reads it, not built in memory first.
+    assert_eq!(jsonl.header("transfer-encoding"), Some("chunked"), "{:?}", jsonl.headers);
+    assert_eq!(jsonl.header("content-length"), None);
     let exported: Vec<String> = jsonl
         .text()
         .lines()
@@ -1310,6 +1313,7 @@ async fn health_readiness_metrics_and_a_clean_shutdown() {
         "shopchat_ttft_seconds_bucket",
         "shopchat_queue_depth",
         "shopchat_open_sessions",
+        "shopchat_query_embeddings_waiting",
     ] {
         assert!(metrics.contains(name), "no {name} in\n{metrics}");
     }
