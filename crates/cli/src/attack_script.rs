@@ -224,7 +224,7 @@ impl<'a> Script<'a> {
     }
 
     fn wrong_email(&mut self, owner: &str) -> String {
-        if self.random.next() % 2 == 0 {
+        if self.random.next().is_multiple_of(2) {
             loop {
                 let at = (self.random.next() % self.shop.ids.len() as u64) as usize;
                 if self.shop.ids[at] != owner {
@@ -293,7 +293,7 @@ impl<'a> Script<'a> {
             Kind::Enumeration => {
                 // Half real orders of others, half the numbers around them.
                 let (order, _) = self.random.pick(&self.shop.others).clone();
-                let number = if self.random.next() % 2 == 0 {
+                let number = if self.random.next().is_multiple_of(2) {
                     order
                 } else {
                     format!("NW-{}", 100_000 + self.random.next() % 2_000)

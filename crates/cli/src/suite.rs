@@ -361,6 +361,13 @@ struct RunSummary {
     totals: Vec<f64>,
 }
 
+/// The suites written for one shop, run on its own assistant and index.
+struct ShopSuites {
+    shop: PathBuf,
+    data_dir: PathBuf,
+    suites: Vec<(PathBuf, Suite)>,
+}
+
 pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
     let mut suites: Vec<(PathBuf, Suite)> = args
         .suites
@@ -384,7 +391,7 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
         if args.models.is_empty() { vec!["smollm2-135m".to_owned()] } else { args.models.clone() };
     let runtime = tokio::runtime::Runtime::new()?;
     // Suites written for another shop run on their own assistant and index.
-    let mut shops: Vec<(PathBuf, PathBuf, Vec<(PathBuf, Suite)>)> = Vec::new();
+    let mut shops: Vec<ShopSuites> = Vec::new();
     for (path, suite) in suites {
         let (shop, data_dir) = match &suite.shop {
             None => (args.shop.clone(), args.data_dir.clone()),
@@ -395,9 +402,9 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
                 (shop, args.data_dir.join(format!("shop-{name}")))
             }
         };
-        match shops.iter_mut().find(|(s, _, _)| *s == shop) {
-            Some((_, _, group)) => group.push((path, suite)),
-            None => shops.push((shop, data_dir, vec![(path, suite)])),
+        match shops.iter_mut().find(|s| s.shop == shop) {
+            Some(known) => known.suites.push((path, suite)),
+            None => shops.push(ShopSuites { shop, data_dir, suites: vec![(path, suite)] }),
         }
     }
 
@@ -406,7 +413,7 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
     for model in &models {
         for prompt in &prompts {
             let mut summary: Option<RunSummary> = None;
-            for (shop, data_dir, group) in &shops {
+            for ShopSuites { shop, data_dir, suites: group } in &shops {
                 let pipeline = PipelineArgs {
                     model: model.clone(),
                     extra_model: args.extra_model.clone(),
@@ -426,7 +433,7 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
     }
     // Shares below a suite's floors fail the run like a failed case.
     for run in &runs {
-        for (path, suite) in shops.iter().flat_map(|(_, _, group)| group) {
+        for (path, suite) in shops.iter().flat_map(|shop| &shop.suites) {
             let name = suite_name(path, suite);
             let (Some(floors), Some(tally)) = (&suite.require, run.suites.get(&name)) else {
                 continue;

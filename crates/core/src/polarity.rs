@@ -142,7 +142,7 @@ fn polarity_tokens(text: &str, rules: &AnswerRules) -> Vec<Token> {
         }
         for (negation, mark) in &negations {
             if let Some(after) = rest.strip_prefix(negation.as_str()) {
-                let latin = negation.chars().all(|c| c.is_ascii());
+                let latin = negation.is_ascii();
                 let starts_word = marked.chars().last().is_none_or(|c| !c.is_alphanumeric());
                 let ends_word = after.chars().next().is_none_or(|c| !c.is_alphanumeric());
                 if !latin || (starts_word && ends_word) {

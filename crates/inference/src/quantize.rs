@@ -94,5 +94,5 @@ fn converts_to_q8_0(tensor: &QTensor) -> bool {
             | GgmlDType::Q6K
     );
     let dims = tensor.shape().dims();
-    slow && dims.len() == 2 && dims[1] % 32 == 0
+    slow && dims.len() == 2 && dims[1].is_multiple_of(32)
 }

@@ -63,9 +63,7 @@ impl ChatTemplate {
                     let encoded = tokenizer.encode_trusted(&text)?;
                     // Some templates write the BOS token themselves.
                     let skip = usize::from(
-                        ids.len() == 1
-                            && encoded.first().is_some()
-                            && encoded.first() == ids.first(),
+                        ids.len() == 1 && !encoded.is_empty() && encoded.first() == ids.first(),
                     );
                     ids.extend_from_slice(&encoded[skip..]);
                 }

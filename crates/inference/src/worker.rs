@@ -435,10 +435,9 @@ impl Worker {
         let system_prefix = (prefix_len > 0).then(|| tokens[..prefix_len].to_vec());
         let clock = self.clock;
         let prefix = system_prefix.as_ref().and_then(|prefix| {
-            self.prefixes.iter_mut().find(|p| &p.tokens == prefix).map(|p| {
-                p.last_used = clock;
-                p
-            })
+            let found = self.prefixes.iter_mut().find(|p| &p.tokens == prefix)?;
+            found.last_used = clock;
+            Some(found)
         });
         let cache = match (conversation, prefix) {
             (Some(cache), Some(prefix)) if prefix.tokens.len() > cache.len() => {

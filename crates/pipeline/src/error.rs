@@ -14,8 +14,10 @@ pub enum Error {
     #[error("{path}: {source}")]
     Shop {
         path: String,
+        /// Boxed: the largest variant by far, and errors travel in every
+        /// `Result` of the answer path.
         #[source]
-        source: shopchat_core::shop::ShopError,
+        source: Box<shopchat_core::shop::ShopError>,
     },
 
     #[error("{path}: {reason}")]
@@ -30,8 +32,9 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// The model's queue is full; `queued` answers are waiting.
-    #[error("the model is busy: {queued} answers are waiting")]
+    /// The model's queue, or the query embedder's, is full; `queued`
+    /// answers are waiting.
+    #[error("the assistant is busy: {queued} answers are waiting")]
     Busy { queued: usize },
 
     #[error("{context}: {source}")]

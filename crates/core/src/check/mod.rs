@@ -94,10 +94,10 @@ impl AllowedFacts {
     pub fn for_shop(profile: &ShopProfile) -> Self {
         let mut allowed = Self::new().with_text(&profile.name).with_currency(&profile.currency);
         let contact = &profile.support;
-        for text in [&profile.website, &contact.email, &contact.phone, &contact.hours] {
-            if let Some(text) = text {
-                allowed = allowed.with_text(text);
-            }
+        for text in
+            [&profile.website, &contact.email, &contact.phone, &contact.hours].into_iter().flatten()
+        {
+            allowed = allowed.with_text(text);
         }
         allowed
     }

@@ -310,7 +310,7 @@ pub(crate) fn misaligned(
     cases(&[answer], aliases).iter().any(|part| {
         part.quantities.iter().any(|quantity| {
             let taken = Taken { answer, part, quantity, asked: &asked };
-            taken.from_another_case(&all)
+            taken.belongs_to_another_case(&all)
         })
     })
 }
@@ -325,7 +325,7 @@ struct Taken<'a> {
 }
 
 impl Taken<'_> {
-    fn from_another_case(&self, all: &[Case]) -> bool {
+    fn belongs_to_another_case(&self, all: &[Case]) -> bool {
         let Some(kind) = measure(self.quantity) else { return false };
         let list: Vec<&Case> =
             all.iter().filter(|c| c.quantities.iter().any(|q| measure(q) == Some(kind))).collect();

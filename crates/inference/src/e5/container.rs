@@ -174,7 +174,7 @@ fn read_entry(at: &mut Cursor, file_len: usize) -> std::result::Result<(String, 
     let size = usize::try_from(at.u64()?).map_err(|_| format!("`{name}`: size too large"))?;
     let expected = match dtype {
         Dtype::F32 => count * 4,
-        Dtype::Q4_0 if count % BLOCK == 0 => count / BLOCK * BLOCK_BYTES,
+        Dtype::Q4_0 if count.is_multiple_of(BLOCK) => count / BLOCK * BLOCK_BYTES,
         Dtype::Q4_0 => return Err(format!("`{name}`: {count} values are not whole blocks")),
     };
     if size != expected {

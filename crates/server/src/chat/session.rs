@@ -370,8 +370,6 @@ impl Session {
         }
     }
 
-    /// `verify_order` and `identity` frames.
-
     pub(super) fn on_live(&mut self, event: Option<LiveEvent>) -> Result<(), End> {
         match event {
             Some(LiveEvent::StaffMessage { seq, author, text }) => {
