@@ -28,62 +28,18 @@ const ZH_ANALYZER: &str = "zh_jieba";
 const EN_QUERY_ANALYZER: &str = "en_query";
 const ZH_QUERY_ANALYZER: &str = "zh_query";
 
-/// English words of shoppers' questions that match almost every FAQ title.
-/// Negations ("not", "no") stay: "not received" is not "received".
-const EN_STOP_WORDS: &[&str] = &[
-    "a", "about", "am", "an", "and", "any", "are", "at", "be", "been", "by", "can", "could", "d",
-    "did", "do", "does", "don", "for", "from", "had", "has", "have", "hello", "hi", "how", "i",
-    "if", "im", "in", "is", "it", "its", "just", "ll", "m", "may", "me", "might", "my", "of", "on",
-    "or", "our", "please", "s", "should", "so", "t", "thanks", "that", "the", "there", "this",
-    "to", "u", "us", "was", "we", "were", "what", "whats", "when", "where", "which", "who", "why",
-    "will", "with", "would", "you", "your",
-];
+/// Words dropped from a query, one per line, `#` comments: data, so that a
+/// language's list is edited without touching code.
+const EN_STOP_WORDS: &str = include_str!("../rules/query-stop-words.en.txt");
+const ZH_STOP_WORDS: &str = include_str!("../rules/query-stop-words.zh.txt");
 
-/// The Chinese counterparts: pronouns, particles and question words.
-const ZH_STOP_WORDS: &[&str] = &[
-    "的",
-    "了",
-    "吗",
-    "呢",
-    "吧",
-    "啊",
-    "呀",
-    "嘛",
-    "我",
-    "我的",
-    "我们",
-    "你",
-    "你们",
-    "您",
-    "是",
-    "在",
-    "有",
-    "能",
-    "能不能",
-    "可以",
-    "可不可以",
-    "要",
-    "会",
-    "想",
-    "怎么",
-    "怎么办",
-    "怎样",
-    "如何",
-    "什么",
-    "请问",
-    "一下",
-    "和",
-    "与",
-    "就",
-    "都",
-    "也",
-    "还",
-    "这",
-    "那",
-    "个",
-    "吗",
-    "请",
-];
+fn word_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// A title term weighs this much more than a body term: a question that
 /// matches the shopper's words is a better sign than an answer mentioning them.
@@ -191,7 +147,7 @@ impl Fields {
 }
 
 pub(crate) fn register_analyzers(index: &Index) {
-    let stop_words = |words: &[&str]| StopWordFilter::remove(words.iter().map(|w| w.to_string()));
+    let stop_words = |list: &str| StopWordFilter::remove(word_list(list));
     let jieba = || {
         TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new())
             .filter(RemoveLongFilter::limit(40))
@@ -256,5 +212,22 @@ mod tests {
         assert!(zh.contains(&"退款".to_owned()), "{zh:?}");
         assert!(zh.contains(&"时间".to_owned()), "{zh:?}");
         assert!(!zh.iter().any(|t| t == "？"), "{zh:?}");
+    }
+
+    #[test]
+    fn casual_fillers_say_nothing_about_the_topic() {
+        assert_eq!(terms(Language::En, "how can I pay for my stuff?"), ["pay"]);
+        assert_eq!(terms(Language::En, "hey, wanna know how to send it back"), ["send", "back"]);
+        assert_eq!(terms(Language::En, "my package has not arrived"), ["packag", "not", "arriv"]);
+        assert_eq!(terms(Language::Zh, "亲，想问一下东西怎么退？"), ["退"]);
+    }
+
+    #[test]
+    fn the_word_lists_hold_words_not_comments() {
+        for list in [EN_STOP_WORDS, ZH_STOP_WORDS] {
+            let words = word_list(list);
+            assert!(words.len() > 30);
+            assert!(words.iter().all(|w| !w.starts_with('#') && w.trim() == w && !w.is_empty()));
+        }
     }
 }
