@@ -121,6 +121,16 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
         if asks(&rules.asks_duration, &durations) || asks(&rules.asks_amount, &amounts) {
             return Some(Degenerate::MissingFact);
         }
+        // An answer with no fact of any kind that takes no word of its own
+        // from the sentence that answers ("by visiting the website and
+        // following the instructions" for "Account > Orders > Invoice")
+        // sounds right but says nothing; the quoted sentence does better.
+        let answering: HashSet<String> = words(best).into_iter().collect();
+        let takes_from_answer =
+            content.iter().any(|t| !asked.contains(t.as_str()) && answering.contains(t.as_str()));
+        if answer_kinds.is_empty() && !takes_from_answer {
+            return Some(Degenerate::MissingFact);
+        }
     }
     None
 }
@@ -250,6 +260,29 @@ mod tests {
             degenerate("抱歉, I don't know the answer to that.", &ctx),
             Some(Degenerate::MixedLanguage)
         );
+    }
+
+    #[test]
+    fn an_answer_with_nothing_from_the_answering_sentence_misses_the_fact() {
+        let invoices =
+            ["Account holders can download it as a PDF under Account > Orders > Invoice."];
+        let ctx = context("How do I get a VAT invoice?", Language::En, &invoices);
+        assert_eq!(
+            degenerate(
+                "You can get a VAT invoice by visiting the [1] website and following the instructions.",
+                &ctx
+            ),
+            Some(Degenerate::MissingFact)
+        );
+        // A paraphrase that keeps the answer's own words stands.
+        assert_eq!(degenerate("Download the PDF from your account's order page [1].", &ctx), None);
+        let zh = ["会员可以在“我的订单”页面下载电子发票。"];
+        let ctx = context("怎么开发票？", Language::Zh, &zh);
+        assert_eq!(
+            degenerate("请联系我们的团队获取帮助 [1]。", &ctx),
+            Some(Degenerate::MissingFact)
+        );
+        assert_eq!(degenerate("在“我的订单”页面可以下载电子发票 [1]。", &ctx), None);
     }
 
     #[test]
