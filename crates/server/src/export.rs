@@ -13,6 +13,7 @@
 //! as a cut-off transfer.
 
 use std::io::{self, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -62,11 +63,16 @@ pub async fn export(
     tokio::task::spawn_blocking(move || {
         let _permit: OwnedSemaphorePermit = permit;
         let mut out = ChunkWriter::new(chunks.clone());
-        let result = match format {
-            Format::JsonLines => store.export_jsonl(&filter, &mut out),
-            Format::Csv => store.export_csv(&filter, &mut out),
-        };
-        let ended = result.map_err(io::Error::other).and_then(|()| out.flush());
+        // A panic must reach the client as an error, not as the end of a
+        // complete-looking (and cut-off) export.
+        let ended = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let result = match format {
+                Format::JsonLines => store.export_jsonl(&filter, &mut out),
+                Format::Csv => store.export_csv(&filter, &mut out),
+            };
+            result.map_err(io::Error::other).and_then(|()| out.flush())
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("the export panicked")));
         if let Err(error) = ended {
             // A client that went away is normal (the store sees it as a
             // failed write); anything else is worth a log line.
@@ -83,6 +89,7 @@ pub async fn export(
         Some(Err(error)) => {
             let error = match error.downcast::<shopchat_store::Error>() {
                 Ok(store_error) => StoreCallError::Store(store_error),
+                // A panic, or a write that failed for another reason.
                 Err(other) => StoreCallError::Panicked(other.to_string()),
             };
             return Err(error.into());
