@@ -149,9 +149,8 @@ pub(crate) struct ShopData {
 pub struct Assistant {
     pub(crate) data: RwLock<Arc<ShopData>>,
     pub(crate) index: IndexHandle,
-    pub(crate) embedder: Option<Arc<dyn TextEmbedder>>,
-    /// The same embedder, seen as the bound on query embeddings.
-    pub(crate) query_bound: Option<Arc<BoundedQueries>>,
+    /// The sentence embedder, behind the bound on query embeddings.
+    pub(crate) embedder: Option<Arc<BoundedQueries>>,
     pub(crate) prompt: Arc<PromptTemplate>,
     /// In order of preference: the first that writes a language answers in it.
     pub(crate) models: Vec<ChatModel>,
@@ -296,11 +295,12 @@ impl Assistant {
     /// Reloads the shop's files and builds a new index generation from them;
     /// searches in flight finish on the old one. Blocking.
     pub fn reindex(&self) -> Result<u64> {
-        let data = crate::load::load_shop(&self.faq_dir, self.embedder.as_deref())?;
+        let embedder = self.embedder.as_deref().map(|e| e as &dyn TextEmbedder);
+        let data = crate::load::load_shop(&self.faq_dir, embedder)?;
         let report = shopchat_retrieval::build_index(
             &data.knowledge,
             &self.data_dir,
-            self.embedder.as_deref(),
+            embedder,
             &mut |_| {},
         )?;
         self.index.reload()?;
@@ -407,7 +407,7 @@ impl Assistant {
 
     /// Shoppers' questions waiting for the query embedder (0 without one).
     pub fn query_embeddings_waiting(&self) -> usize {
-        self.query_bound.as_ref().map_or(0, |bound| bound.waiting())
+        self.embedder.as_ref().map_or(0, |bound| bound.waiting())
     }
 
     /// The language a message is answered in (see [`Turn::lang`]).

@@ -133,8 +133,7 @@ impl Assistant {
         let assistant = Assistant {
             data: RwLock::new(Arc::new(shop)),
             index,
-            embedder,
-            query_bound: bounded,
+            embedder: bounded,
             prompt: Arc::new(prompt),
             models,
             settings: config.answer.clone(),
