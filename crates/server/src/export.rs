@@ -58,7 +58,7 @@ pub async fn export(
     // (a concurrency limit on the route would be released with the headers).
     let permit = state.exports.clone().acquire_owned().await.map_err(|_| ApiError::Internal)?;
 
-    let (chunks, mut body) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let (chunks, mut body) = mpsc::channel::<Result<Bytes, StoreCallError>>(CHUNKS_IN_FLIGHT);
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         let _permit: OwnedSemaphorePermit = permit;
@@ -70,9 +70,9 @@ pub async fn export(
                 Format::JsonLines => store.export_jsonl(&filter, &mut out),
                 Format::Csv => store.export_csv(&filter, &mut out),
             };
-            result.map_err(io::Error::other).and_then(|()| out.flush())
+            result.and_then(|()| Ok(out.flush()?)).map_err(StoreCallError::Store)
         }))
-        .unwrap_or_else(|_| Err(io::Error::other("the export panicked")));
+        .unwrap_or_else(|_| Err(StoreCallError::Panicked("the export panicked".into())));
         if let Err(error) = ended {
             // A client that went away is normal (the store sees it as a
             // failed write); anything else is worth a log line.
@@ -86,14 +86,7 @@ pub async fn export(
     let first = match body.recv().await {
         Some(Ok(chunk)) => Some(chunk),
         None => None,
-        Some(Err(error)) => {
-            let error = match error.downcast::<shopchat_store::Error>() {
-                Ok(store_error) => StoreCallError::Store(store_error),
-                // A panic, or a write that failed for another reason.
-                Err(other) => StoreCallError::Panicked(other.to_string()),
-            };
-            return Err(error.into());
-        }
+        Some(Err(error)) => return Err(error.into()),
     };
     let rest = futures_util::stream::unfold(body, |mut body| async move {
         body.recv().await.map(|chunk| (chunk, body))
@@ -120,11 +113,11 @@ pub async fn export(
 /// blocking thread only.
 struct ChunkWriter {
     buffer: Vec<u8>,
-    chunks: mpsc::Sender<io::Result<Bytes>>,
+    chunks: mpsc::Sender<Result<Bytes, StoreCallError>>,
 }
 
 impl ChunkWriter {
-    fn new(chunks: mpsc::Sender<io::Result<Bytes>>) -> Self {
+    fn new(chunks: mpsc::Sender<Result<Bytes, StoreCallError>>) -> Self {
         Self { buffer: Vec::with_capacity(CHUNK_BYTES), chunks }
     }
 
