@@ -236,7 +236,9 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
         // Deep enough to hold every candidate of both rankings, for the dump.
         let query = SearchQuery { text, lang: Some(lang), limit: 100 };
         let hits = index.search(&query)?;
-        let signals = index.query_signals(&query)?;
+        // Every signal, whatever the shop's rule weighs: a fit may use any.
+        let wanted = shopchat_retrieval::SignalsWanted { cosine_without_unknown: true };
+        let signals = index.query_signals(&query, wanted)?;
         if let (true, Some(expected)) = (in_scope, question["expect_id"].as_str()) {
             let entry = first_places.entry(lang).or_default();
             entry.0 += 1;
@@ -358,6 +360,7 @@ fn dump_line(
         "in_scope": question["in_scope"],
         "expect_id": question["expect_id"],
         "unknown_share": signals.unknown_share,
+        "cosine_without_unknown": signals.cosine_without_unknown,
         "hits": hits,
     })
 }

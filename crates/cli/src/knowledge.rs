@@ -131,9 +131,9 @@ pub fn search(registry: &ModelRegistry, args: SearchArgs) -> Result<()> {
     let query = SearchQuery { text: &args.query, lang, limit: args.k };
     let hits = index.search(&query)?;
     let lang = lang.unwrap_or_else(|| Language::detect(&args.query));
-    let signals = index.query_signals(&query)?;
-    let gate = shopchat_pipeline::load_gate(&args.shop, embedder_name.as_deref())?
-        .decide(lang, &signals, &hits);
+    let gate = shopchat_pipeline::load_gate(&args.shop, embedder_name.as_deref())?;
+    let signals = index.query_signals(&query, gate.signals_wanted(lang))?;
+    let gate = gate.decide(lang, &signals, &hits);
     if !args.json {
         println!(
             "gate: {} (score {:.2})",

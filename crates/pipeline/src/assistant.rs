@@ -394,14 +394,22 @@ impl Assistant {
     /// exactly what [`Assistant::respond`] sees (`shopchat ask` prints it).
     pub fn retrieve(&self, text: &str, lang: Language) -> Result<(Vec<Hit>, GateDecision)> {
         let query = SearchQuery { text, lang: Some(lang), limit: self.settings.passages.max(5) };
-        let hits = self.index.search(&query).map_err(|error| match error {
-            shopchat_retrieval::Error::Embed(EmbedError::Busy { waiting }) => {
-                Error::Busy { queued: waiting }
+        // A busy query embedder is a busy assistant: the shopper is told so.
+        let busy_or_failed = |error: shopchat_retrieval::Error| -> Error {
+            match error {
+                shopchat_retrieval::Error::Embed(EmbedError::Busy { waiting }) => {
+                    Error::Busy { queued: waiting }
+                }
+                other => other.into(),
             }
-            other => other.into(),
-        })?;
-        let signals = self.index.query_signals(&query)?;
-        let gate = self.shop().gate.decide(lang, &signals, &hits);
+        };
+        let hits = self.index.search(&query).map_err(busy_or_failed)?;
+        let shop = self.shop();
+        let signals = self
+            .index
+            .query_signals(&query, shop.gate.signals_wanted(lang))
+            .map_err(busy_or_failed)?;
+        let gate = shop.gate.decide(lang, &signals, &hits);
         Ok((hits, gate))
     }
 

@@ -6,8 +6,13 @@
 //! top hits: cosine similarity (meaning) plus weighted coverage (the share
 //! of the question's rare words the passage contains), with a veto when
 //! much of the question rests on words the knowledge base never uses ("the
-//! CEO's phone number": phone numbers are covered, the CEO is not). The
-//! weights and thresholds are calibrated per language, and per sentence
+//! CEO's phone number": phone numbers are covered, the CEO is not). A rule
+//! fitted by logistic regression also weighs what those unknown words do to
+//! the match: cut out, casual words ("swap my trainers") leave the best
+//! cosine where it was, while an uncovered subject ("bitcoin") had pulled
+//! it down ([`GateSignals::unknown_gain`]).
+//!
+//! The weights and thresholds are calibrated per language, and per sentence
 //! embedder (cosines of two models are on different scales), on labelled
 //! questions with `shopchat eval gate --calibrate`; a shop's own fit lives
 //! in its `gate.toml`. The built-in defaults below come from the demo
@@ -17,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 use shopchat_core::Language;
 
-use crate::{Hit, QuerySignals};
+use crate::{Hit, QuerySignals, SignalsWanted};
 
 /// How many of the top hits the gate looks at.
 const CONSIDERED_HITS: usize = 3;
@@ -36,6 +41,8 @@ pub struct GateRule {
     pub margin_weight: f32,
     #[serde(default)]
     pub unknown_weight: f32,
+    #[serde(default)]
+    pub unknown_gain_weight: f32,
     pub threshold: f32,
     pub max_unknown_share: f32,
 }
@@ -52,6 +59,7 @@ impl GateRule {
             coverage_weight,
             margin_weight: 0.0,
             unknown_weight: 0.0,
+            unknown_gain_weight: 0.0,
             threshold,
             max_unknown_share,
         }
@@ -62,6 +70,7 @@ impl GateRule {
             + self.coverage_weight * signals.coverage
             + self.margin_weight * signals.margin.unwrap_or(0.0)
             + self.unknown_weight * signals.unknown_share
+            + self.unknown_gain_weight * signals.unknown_gain.unwrap_or(0.0)
     }
 
     pub fn covers(&self, signals: &GateSignals) -> bool {
@@ -156,7 +165,10 @@ impl GateConfig {
         // rule's weights are not rounded to a grid, so they keep four.
         for (name, rule) in rules {
             text.push_str(&format!("\n[{name}]\n"));
-            if rule.cosine_weight == 1.0 && rule.margin_weight == 0.0 && rule.unknown_weight == 0.0
+            if rule.cosine_weight == 1.0
+                && rule.margin_weight == 0.0
+                && rule.unknown_weight == 0.0
+                && rule.unknown_gain_weight == 0.0
             {
                 text.push_str(&format!(
                     "coverage_weight = {:.2}\nthreshold = {:.2}\nmax_unknown_share = {:.2}\n",
@@ -165,11 +177,13 @@ impl GateConfig {
             } else {
                 text.push_str(&format!(
                     "cosine_weight = {:.4}\ncoverage_weight = {:.4}\nmargin_weight = {:.4}\n\
-                     unknown_weight = {:.4}\nthreshold = {:.4}\nmax_unknown_share = {:.2}\n",
+                     unknown_weight = {:.4}\nunknown_gain_weight = {:.4}\nthreshold = {:.4}\n\
+                     max_unknown_share = {:.2}\n",
                     rule.cosine_weight,
                     rule.coverage_weight,
                     rule.margin_weight,
                     rule.unknown_weight,
+                    rule.unknown_gain_weight,
                     rule.threshold,
                     rule.max_unknown_share
                 ));
@@ -198,6 +212,7 @@ impl GateConfig {
                     coverage_weight: 3.089,
                     margin_weight: 22.151,
                     unknown_weight: -3.7171,
+                    unknown_gain_weight: 0.0,
                     threshold: 25.971,
                     max_unknown_share: 1.01,
                 },
@@ -206,6 +221,7 @@ impl GateConfig {
                     coverage_weight: 3.6508,
                     margin_weight: -41.7947,
                     unknown_weight: -1.5056,
+                    unknown_gain_weight: 0.0,
                     threshold: 57.8323,
                     max_unknown_share: 1.01,
                 },
@@ -238,6 +254,13 @@ impl GateConfig {
         *slot = rule;
     }
 
+    /// Which costlier query signals the rules of `lang` weigh: a rule that
+    /// gives the unknown words' gain no weight need not pay for the extra
+    /// embedding it takes.
+    pub fn signals_wanted(&self, lang: Language) -> SignalsWanted {
+        SignalsWanted { cosine_without_unknown: self.rule(lang, true).unknown_gain_weight != 0.0 }
+    }
+
     /// Decides for the hits of one search.
     pub fn decide(&self, lang: Language, query: &QuerySignals, hits: &[Hit]) -> GateDecision {
         let signals = GateSignals::of(query, hits);
@@ -262,6 +285,13 @@ pub struct GateSignals {
     pub margin: Option<f32>,
     /// See [`QuerySignals::unknown_share`].
     pub unknown_share: f32,
+    /// What the query's unknown words add to its best cosine: the best
+    /// cosine of the whole query minus that of the query without them
+    /// ([`QuerySignals::cosine_without_unknown`]). About zero for casual
+    /// words, below zero for a subject the shop does not cover. `None`
+    /// without vectors or without unknown words.
+    #[serde(default)]
+    pub unknown_gain: Option<f32>,
 }
 
 impl GateSignals {
@@ -272,7 +302,9 @@ impl GateSignals {
         let mut cosines: Vec<f32> = hits.iter().filter_map(|h| h.cosine.map(|c| c.score)).collect();
         cosines.sort_by(|a, b| b.total_cmp(a));
         let margin = (cosines.len() >= 2).then(|| cosines[0] - cosines[1]);
-        Self { cosine, coverage, margin, unknown_share: query.unknown_share }
+        let unknown_gain =
+            cosines.first().zip(query.cosine_without_unknown).map(|(whole, rest)| whole - rest);
+        Self { cosine, coverage, margin, unknown_share: query.unknown_share, unknown_gain }
     }
 }
 
@@ -377,7 +409,13 @@ mod tests {
     use super::*;
 
     fn signals(cosine: f32, coverage: f32) -> GateSignals {
-        GateSignals { cosine: Some(cosine), coverage, margin: None, unknown_share: 0.0 }
+        GateSignals {
+            cosine: Some(cosine),
+            coverage,
+            margin: None,
+            unknown_share: 0.0,
+            unknown_gain: None,
+        }
     }
 
     #[test]
@@ -403,6 +441,7 @@ mod tests {
             coverage_weight: 3.25,
             margin_weight: 40.0,
             unknown_weight: -2.5,
+            unknown_gain_weight: 6.5,
             threshold: 14.125,
             max_unknown_share: 1.01,
         };
@@ -451,8 +490,50 @@ mod tests {
     }
 
     #[test]
+    fn the_unknown_words_gain_is_measured_only_for_a_rule_that_weighs_it() {
+        let e5 = Some("multilingual-e5-small");
+        let mut config = GateConfig::built_in(e5);
+        assert_eq!(config.signals_wanted(Language::En), SignalsWanted::default());
+        let weighing = GateRule { unknown_gain_weight: 40.0, ..config.hybrid_en };
+        config.set_rule(Language::En, true, weighing);
+        assert!(config.signals_wanted(Language::En).cosine_without_unknown);
+        assert!(!config.signals_wanted(Language::Zh).cosine_without_unknown);
+
+        // The gain is the whole query's best cosine over all the hits,
+        // less the best cosine without the unknown words.
+        let hit = |cosine: f32| Hit {
+            passage: crate::Passage {
+                id: "faq/x@en".into(),
+                kind: crate::PassageKind::Faq,
+                lang: Language::En,
+                title: String::new(),
+                heading_path: Vec::new(),
+                text: String::new(),
+                url: None,
+                tags: Vec::new(),
+                customer_id: None,
+            },
+            rank: 1,
+            fused: 0.0,
+            bm25: None,
+            cosine: Some(crate::Ranked { score: cosine, rank: 1 }),
+            coverage: 0.0,
+        };
+        let hits = [hit(0.80), hit(0.84), hit(0.81), hit(0.90)];
+        let query = QuerySignals { unknown_share: 0.3, cosine_without_unknown: Some(0.85) };
+        let signals = GateSignals::of(&query, &hits);
+        assert!((signals.unknown_gain.unwrap() - 0.05).abs() < 1e-6, "{signals:?}");
+        let none = QuerySignals { cosine_without_unknown: None, ..query };
+        assert_eq!(GateSignals::of(&none, &hits).unknown_gain, None);
+        // The weight moves the score by weight × gain.
+        let base = config.hybrid_en.score(&signals);
+        let plain = GateRule { unknown_gain_weight: 0.0, ..config.hybrid_en }.score(&signals);
+        assert!((base - plain - 40.0 * 0.05).abs() < 1e-4);
+    }
+
+    #[test]
     fn no_hits_is_never_covered() {
-        let query = QuerySignals { unknown_share: 0.0 };
+        let query = QuerySignals { unknown_share: 0.0, cosine_without_unknown: None };
         let decision = GateConfig::built_in(None).decide(Language::En, &query, &[]);
         assert!(!decision.covered);
     }

@@ -65,4 +65,4 @@ pub use gate::{GateConfig, GateDecision};
 pub use knowledge::KnowledgeBase;
 pub use orders::VerifiedCustomer;
 pub use passage::{Passage, PassageKind};
-pub use search::{Generation, Hit, IndexHandle, QuerySignals, Ranked, SearchQuery};
+pub use search::{Generation, Hit, IndexHandle, QuerySignals, Ranked, SearchQuery, SignalsWanted};

@@ -4,6 +4,8 @@
 //! pair of fields (`title_en`/`text_en` with `en_stem`, `title_zh`/`text_zh`
 //! with jieba). A passage fills only the pair of its own language.
 
+use std::ops::Range;
+
 use shopchat_core::Language;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -174,6 +176,22 @@ pub(crate) fn query_terms(
     lang: Language,
     text: &str,
 ) -> tantivy::Result<Vec<String>> {
+    let mut terms: Vec<String> = Vec::new();
+    for (term, _) in query_tokens(index, lang, text)? {
+        if !terms.contains(&term) {
+            terms.push(term);
+        }
+    }
+    Ok(terms)
+}
+
+/// Every term of `text` as the query analyzer of `lang` makes it, with the
+/// byte range of the words it came from (a term may occur more than once).
+pub(crate) fn query_tokens(
+    index: &Index,
+    lang: Language,
+    text: &str,
+) -> tantivy::Result<Vec<(String, Range<usize>)>> {
     let name = match lang {
         Language::En => EN_QUERY_ANALYZER,
         Language::Zh => ZH_QUERY_ANALYZER,
@@ -182,14 +200,14 @@ pub(crate) fn query_terms(
         tantivy::TantivyError::SchemaError(format!("the `{name}` analyzer is not registered"))
     })?;
     let mut stream = analyzer.token_stream(text);
-    let mut terms: Vec<String> = Vec::new();
+    let mut tokens = Vec::new();
     while stream.advance() {
-        let token = &stream.token().text;
-        if token.chars().any(char::is_alphanumeric) && !terms.contains(token) {
-            terms.push(token.clone());
+        let token = stream.token();
+        if token.text.chars().any(char::is_alphanumeric) {
+            tokens.push((token.text.clone(), token.offset_from..token.offset_to));
         }
     }
-    Ok(terms)
+    Ok(tokens)
 }
 
 #[cfg(test)]

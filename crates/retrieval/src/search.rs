@@ -13,7 +13,7 @@ use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyDoc
 use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
-use crate::schema::{query_terms, register_analyzers, Fields};
+use crate::schema::{query_terms, query_tokens, register_analyzers, Fields};
 use crate::vectors::{normalized, VectorFile};
 use crate::{Error, Result};
 use shopchat_core::embed::dot;
@@ -36,6 +36,14 @@ pub struct SearchQuery<'a> {
     /// The language to answer in; detected from `text` when `None`.
     pub lang: Option<Language>,
     pub limit: usize,
+}
+
+/// Which of the costlier query signals to measure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalsWanted {
+    /// [`QuerySignals::cosine_without_unknown`]: one more query embedding
+    /// when the query holds unknown words.
+    pub cosine_without_unknown: bool,
 }
 
 /// A score and the 1-based place it earned in one ranking.
@@ -71,6 +79,14 @@ pub struct QuerySignals {
     /// The share of the query's weight (idf) carried by words that no
     /// passage in its language uses: "CEO" in "the CEO's phone number".
     pub unknown_share: f32,
+    /// The best cosine similarity of the query with those unknown words cut
+    /// out; `None` without vectors, without unknown words, or when nothing
+    /// is left. Set against the whole query's best cosine it tells the two
+    /// kinds of unknown word apart: casual wording ("my stuff", "swap")
+    /// leaves the match as it was, while a subject the shop does not cover
+    /// ("the weather", "bitcoin") pulls the question away from every passage.
+    #[serde(default)]
+    pub cosine_without_unknown: Option<f32>,
 }
 
 /// The index a server searches, reloadable while in use.
@@ -128,8 +144,12 @@ impl IndexHandle {
     }
 
     /// [`Generation::query_signals`] on the current generation.
-    pub fn query_signals(&self, query: &SearchQuery) -> Result<QuerySignals> {
-        self.current().query_signals(query)
+    pub fn query_signals(
+        &self,
+        query: &SearchQuery,
+        wanted: SignalsWanted,
+    ) -> Result<QuerySignals> {
+        self.current().query_signals(query, wanted)
     }
 
     /// [`Generation::search`] on the current generation.
@@ -445,20 +465,53 @@ impl Generation {
 
     /// What the query's words say about whether the knowledge base can
     /// answer it, before looking at any passage.
-    pub fn query_signals(&self, query: &SearchQuery) -> Result<QuerySignals> {
+    pub fn query_signals(
+        &self,
+        query: &SearchQuery,
+        wanted: SignalsWanted,
+    ) -> Result<QuerySignals> {
         let lang = query.lang.unwrap_or_else(|| Language::detect(query.text));
         let searcher = self.reader.searcher();
-        let terms = query_terms(&self.index, lang, query.text)
+        let tokens = query_tokens(&self.index, lang, query.text)
             .map_err(Error::index("cannot analyze the query"))?;
+        let mut terms: Vec<String> = Vec::new();
+        for (term, _) in &tokens {
+            if !terms.contains(term) {
+                terms.push(term.clone());
+            }
+        }
         let weights = self.term_weights(&searcher, lang, &terms);
         let field = self.fields.text(lang);
+        let unknown_terms: Vec<&str> = terms
+            .iter()
+            .filter(|term| !self.knows(&searcher, lang, field, term))
+            .map(String::as_str)
+            .collect();
         let total: f32 = weights.iter().map(|(_, w)| w).sum();
         let unknown: f32 = weights
             .iter()
-            .filter(|(term, _)| !self.knows(&searcher, lang, field, term))
+            .filter(|(term, _)| unknown_terms.contains(&term.as_str()))
             .map(|(_, w)| w)
             .sum();
-        Ok(QuerySignals { unknown_share: if total > 0.0 { unknown / total } else { 1.0 } })
+        let cosine_without_unknown = if unknown_terms.is_empty() || !wanted.cosine_without_unknown {
+            None
+        } else {
+            let is_unknown = |term: &String| unknown_terms.contains(&term.as_str());
+            let unknown_spans =
+                tokens.iter().filter(|(term, _)| is_unknown(term)).map(|(_, span)| span.clone());
+            let known_spans =
+                tokens.iter().filter(|(term, _)| !is_unknown(term)).map(|(_, span)| span.clone());
+            let rest = without_spans(query.text, unknown_spans, known_spans);
+            if rest.chars().any(char::is_alphanumeric) {
+                self.cosine_ranking(lang, &rest)?.first().map(|(cosine, _)| *cosine)
+            } else {
+                None
+            }
+        };
+        Ok(QuerySignals {
+            unknown_share: if total > 0.0 { unknown / total } else { 1.0 },
+            cosine_without_unknown,
+        })
     }
 
     /// Whether any passage uses `term`. A long English word one typo away
@@ -531,6 +584,37 @@ impl Generation {
     }
 }
 
+/// `text` with the bytes of `cut` removed, except those a `kept` span also
+/// covers (jieba's overlapping words: cutting an unknown word must not cut
+/// into a known one). Cuts become spaces, so the words either side stay
+/// apart.
+fn without_spans(
+    text: &str,
+    cut: impl IntoIterator<Item = std::ops::Range<usize>>,
+    kept: impl IntoIterator<Item = std::ops::Range<usize>>,
+) -> String {
+    let mut remove = vec![false; text.len()];
+    for span in cut {
+        for flag in &mut remove[span.start.min(text.len())..span.end.min(text.len())] {
+            *flag = true;
+        }
+    }
+    for span in kept {
+        for flag in &mut remove[span.start.min(text.len())..span.end.min(text.len())] {
+            *flag = false;
+        }
+    }
+    let mut rest = String::with_capacity(text.len());
+    for (at, c) in text.char_indices() {
+        if !remove[at] {
+            rest.push(c);
+        } else if !rest.ends_with(' ') {
+            rest.push(' ');
+        }
+    }
+    rest.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn rrf(rank: usize) -> f32 {
     1.0 / (RRF_K + rank as f32)
 }
@@ -570,6 +654,14 @@ mod tests {
 
     fn doc(n: u32) -> DocAddress {
         DocAddress::new(0, n)
+    }
+
+    #[test]
+    fn cutting_unknown_words_keeps_the_rest_and_overlapping_known_words() {
+        assert_eq!(without_spans("can I swap my trainers?", [6..10, 14..22], []), "can I my ?");
+        // 手机号 is unknown, 手机 (bytes 0..6) known: only 号 goes.
+        assert_eq!(without_spans("手机号多少", [0..9], [0..6]), "手机 多少");
+        assert_eq!(without_spans("bitcoin", [0..7], []), "");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use shopchat_core::{EmbedError, Language, TextEmbedder};
 use shopchat_retrieval::{
     build_index, BuildProgress, Error, Hit, IndexHandle, KnowledgeBase, PassageKind, SearchQuery,
-    VerifiedCustomer,
+    SignalsWanted, VerifiedCustomer,
 };
 
 fn faq_dir() -> PathBuf {
@@ -497,4 +497,35 @@ fn hybrid_search_fuses_bm25_with_vectors_of_the_same_model() {
     assert!(hits.iter().all(|hit| hit.cosine.is_none() && hit.bm25.is_some()));
     // No embedder at all: BM25 only too.
     assert!(!IndexHandle::open(data.path(), None).unwrap().current().is_hybrid());
+}
+
+#[test]
+fn the_query_without_its_unknown_words_is_embedded_only_when_wanted() {
+    let kb = knowledge_base();
+    let data = tempfile::tempdir().unwrap();
+    let embedder = Arc::new(HashedWords { model_id: "hashed-words-v1" });
+    build_index(&kb, data.path(), Some(embedder.as_ref()), &mut |_| {}).unwrap();
+    let handle = IndexHandle::open(data.path(), Some(embedder)).unwrap();
+    let wanted = SignalsWanted { cosine_without_unknown: true };
+    let signals = |text: &str, wanted: SignalsWanted| {
+        handle.query_signals(&SearchQuery { text, lang: None, limit: 5 }, wanted).unwrap()
+    };
+    let best_cosine = |text: &str| {
+        let hits = handle.search(&SearchQuery { text, lang: None, limit: 100 }).unwrap();
+        hits.iter().filter_map(|hit| hit.cosine.map(|c| c.score)).reduce(f32::max).unwrap()
+    };
+
+    // "zorblax" is a word no passage uses: it is cut, and what is left is
+    // embedded as if the shopper had asked that.
+    let with_unknown = signals("how long does zorblax delivery take", wanted);
+    assert!(with_unknown.unknown_share > 0.0, "{with_unknown:?}");
+    let rest = with_unknown.cosine_without_unknown.expect("measured");
+    assert!((rest - best_cosine("how long does delivery take")).abs() < 1e-6);
+    // Not wanted: no second embedding.
+    let unwanted = signals("how long does zorblax delivery take", SignalsWanted::default());
+    assert_eq!(unwanted.cosine_without_unknown, None);
+    assert_eq!(unwanted.unknown_share, with_unknown.unknown_share);
+    // No unknown word, or nothing but unknown words: nothing to compare.
+    assert_eq!(signals("how long does delivery take", wanted).cosine_without_unknown, None);
+    assert_eq!(signals("zorblax quuxle", wanted).cosine_without_unknown, None);
 }
