@@ -108,8 +108,11 @@ impl Assistant {
 
         let status = match IndexHandle::open(&config.data_dir, embedder.clone()) {
             Ok(index) => IndexStatus::Opened { generation: index.current().number() },
-            Err(shopchat_retrieval::Error::IndexMissing { .. }) => {
-                tracing::info!(dir = %config.data_dir.display(), "no index yet: building it");
+            Err(
+                reason @ (shopchat_retrieval::Error::IndexMissing { .. }
+                | shopchat_retrieval::Error::IndexOutdated { .. }),
+            ) => {
+                tracing::info!(dir = %config.data_dir.display(), %reason, "building the index");
                 let report = build_index(
                     &shop.knowledge,
                     &config.data_dir,

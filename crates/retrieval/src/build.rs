@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use shopchat_core::TextEmbedder;
+use shopchat_core::{Language, TextEmbedder};
 use tantivy::{Index, TantivyDocument};
 
 use crate::knowledge::KnowledgeBase;
@@ -81,7 +81,9 @@ pub fn build_index(
     let previous = match layout::read_current(data_dir) {
         Ok(generation) => Some(generation),
         // No index yet, or a broken one that this build replaces.
-        Err(Error::IndexMissing { .. } | Error::IndexCorrupt { .. }) => None,
+        Err(
+            Error::IndexMissing { .. } | Error::IndexCorrupt { .. } | Error::IndexOutdated { .. },
+        ) => None,
         Err(e) => return Err(e),
     };
     let (generation, dir) = layout::create_generation(data_dir)?;
@@ -153,6 +155,10 @@ fn document(fields: &Fields, passage: &Passage) -> TantivyDocument {
     }
     doc.add_text(fields.title(passage.lang), &passage.title);
     doc.add_text(fields.text(passage.lang), &passage.text);
+    if passage.lang == Language::Zh {
+        doc.add_text(fields.title_zh_bigram, &passage.title);
+        doc.add_text(fields.text_zh_bigram, &passage.text);
+    }
     // Tags are words shops chose to describe an entry: as good as its text.
     for tag in &passage.tags {
         doc.add_text(fields.text(passage.lang), tag);

@@ -38,6 +38,14 @@ pub enum Error {
     )]
     IndexCorrupt { dir: PathBuf, reason: String },
 
+    /// Written by a version of ShopChat with another index layout. The index
+    /// is made from the shop's files alone, so a server rebuilds it.
+    #[error(
+        "the search index in {} has format {found}, this version reads {expected}; rebuild it with `{REBUILD_COMMAND}`",
+        dir.display()
+    )]
+    IndexOutdated { dir: PathBuf, found: u32, expected: u32 },
+
     #[error(transparent)]
     Embed(#[from] shopchat_core::EmbedError),
 
@@ -77,6 +85,7 @@ impl Error {
                 | Error::EmptyKnowledgeBase
                 | Error::IndexMissing { .. }
                 | Error::IndexCorrupt { .. }
+                | Error::IndexOutdated { .. }
         )
     }
 

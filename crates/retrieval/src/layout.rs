@@ -28,7 +28,7 @@ use crate::{Error, Result};
 
 /// Bumped whenever the schema or the files of a generation change, so that
 /// an index from another version asks to be rebuilt instead of misbehaving.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 const CURRENT: &str = "CURRENT";
 const LOCK: &str = "LOCK";
@@ -195,9 +195,11 @@ pub(crate) fn read_manifest(generation_dir: &Path) -> Result<Manifest> {
             Error::corrupt(generation_dir, format!("{}: {reason}", path.display()))
         })?;
     if manifest.format != FORMAT_VERSION {
-        let reason =
-            format!("index format {} but this version reads {FORMAT_VERSION}", manifest.format);
-        return Err(Error::corrupt(generation_dir, reason));
+        return Err(Error::IndexOutdated {
+            dir: generation_dir.to_owned(),
+            found: manifest.format,
+            expected: FORMAT_VERSION,
+        });
     }
     Ok(manifest)
 }

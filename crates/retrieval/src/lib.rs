@@ -40,6 +40,7 @@
 //! swapping an `Arc`, so a search never sees half an index and an old
 //! generation lives until its last search ends.
 
+mod bigrams;
 mod build;
 mod error;
 mod front_matter;

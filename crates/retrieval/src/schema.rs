@@ -23,6 +23,8 @@ const EN_ANALYZER: &str = "en_stem";
 /// Registered by [`register_analyzers`]; tantivy does not store analyzers
 /// with an index, so every opened index needs them registered again.
 const ZH_ANALYZER: &str = "zh_jieba";
+/// Chinese character bigrams ([`crate::bigrams`]), for the `_zh_bigram` fields.
+const ZH_BIGRAM_ANALYZER: &str = "zh_bigram";
 /// Query-side analyzers: the same tokens as the index analyzers, minus the
 /// words of a question that say nothing about its topic ("how do I", "我的",
 /// "可以吗"). Passages are indexed whole, so BM25 lengths stay true; only
@@ -60,6 +62,8 @@ pub(crate) struct Fields {
     pub text_en: Field,
     pub title_zh: Field,
     pub text_zh: Field,
+    pub title_zh_bigram: Field,
+    pub text_zh_bigram: Field,
     pub passage: Field,
 }
 
@@ -84,6 +88,8 @@ impl Fields {
             text_en: builder.add_text_field("text_en", text(EN_ANALYZER)),
             title_zh: builder.add_text_field("title_zh", text(ZH_ANALYZER)),
             text_zh: builder.add_text_field("text_zh", text(ZH_ANALYZER)),
+            title_zh_bigram: builder.add_text_field("title_zh_bigram", text(ZH_BIGRAM_ANALYZER)),
+            text_zh_bigram: builder.add_text_field("text_zh_bigram", text(ZH_BIGRAM_ANALYZER)),
             passage: builder.add_text_field("passage", STORED),
         };
         (builder.build(), fields)
@@ -104,6 +110,8 @@ impl Fields {
             text_en: field("text_en")?,
             title_zh: field("title_zh")?,
             text_zh: field("text_zh")?,
+            title_zh_bigram: field("title_zh_bigram")?,
+            text_zh_bigram: field("text_zh_bigram")?,
             passage: field("passage")?,
         })
     }
@@ -146,6 +154,24 @@ impl Fields {
         }
         Box::new(BooleanQuery::new(clauses))
     }
+
+    /// Any of the Chinese character `bigrams` in a title or text, each
+    /// match weighing `weight` of a word match.
+    pub fn any_bigram(&self, bigrams: &[String], weight: f32) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(bigrams.len() * 2);
+        for bigram in bigrams {
+            for (field, boost) in
+                [(self.title_zh_bigram, TITLE_BOOST * weight), (self.text_zh_bigram, weight)]
+            {
+                let query = TermQuery::new(
+                    Term::from_field_text(field, bigram),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(query), boost))));
+            }
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
 }
 
 pub(crate) fn register_analyzers(index: &Index) {
@@ -157,6 +183,7 @@ pub(crate) fn register_analyzers(index: &Index) {
     };
     let tokenizers = index.tokenizers();
     tokenizers.register(ZH_ANALYZER, jieba().build());
+    tokenizers.register(ZH_BIGRAM_ANALYZER, crate::bigrams::HanBigramTokenizer);
     tokenizers.register(ZH_QUERY_ANALYZER, jieba().filter(stop_words(ZH_STOP_WORDS)).build());
     // `en_stem` with stop words removed before stemming.
     let en_query = TextAnalyzer::builder(SimpleTokenizer::default())

@@ -350,10 +350,21 @@ fn a_missing_or_corrupt_index_says_how_to_rebuild_it() {
     std::fs::remove_file(&manifest).unwrap();
     check(data.path(), "an incomplete generation");
 
+    // A generation written by a version with another layout.
+    build_index(&knowledge_base(), data.path(), None, &mut |_| {}).unwrap();
+    let manifest = index.join("gen-2/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+    old["format"] = serde_json::json!(1);
+    std::fs::write(&manifest, old.to_string()).unwrap();
+    check(data.path(), "an index of an older format");
+    let error = IndexHandle::open(data.path(), None).err().unwrap();
+    assert!(matches!(error, Error::IndexOutdated { found: 1, .. }), "{error}");
+
     // A vectors file that does not parse.
     let embedder = Arc::new(HashedWords { model_id: "hashed-words-v1" });
     build_index(&knowledge_base(), data.path(), Some(embedder.as_ref()), &mut |_| {}).unwrap();
-    std::fs::write(index.join("gen-2/vectors.json"), "[1, 2").unwrap();
+    std::fs::write(index.join("gen-3/vectors.json"), "[1, 2").unwrap();
     check(data.path(), "vectors.json damaged");
 }
 
@@ -528,4 +539,25 @@ fn the_query_without_its_unknown_words_is_embedded_only_when_wanted() {
     // No unknown word, or nothing but unknown words: nothing to compare.
     assert_eq!(signals("how long does delivery take", wanted).cosine_without_unknown, None);
     assert_eq!(signals("zorblax quuxle", wanted).cosine_without_unknown, None);
+}
+
+/// jieba cuts "品卡" as a word no passage holds (the passages hold 礼品卡,
+/// cut 礼品 + 礼品卡): only the character bigrams can match it.
+#[test]
+fn chinese_matches_across_the_segmenters_cuts() {
+    let (_data, handle) = built();
+    let hits = search(&handle, "品卡", Some(Language::Zh));
+    assert!(!hits.is_empty(), "no hit");
+    assert!(
+        hits.iter().take(3).all(|hit| hit.passage.id.starts_with("faq/gift-card")),
+        "{:?}",
+        ids(&hits)
+    );
+    assert!(
+        hits.iter().all(|hit| hit.coverage == 0.0),
+        "matched by words after all: {:?}",
+        ids(&hits)
+    );
+    // English is untouched: bigrams are Chinese only.
+    assert!(search(&handle, "ift car", Some(Language::En)).is_empty());
 }

@@ -1365,6 +1365,25 @@ fn prebuilt_index() -> &'static Path {
     })
 }
 
+/// An index written with an older layout is derived data: the server
+/// rebuilds it from the shop's files instead of refusing to start.
+#[test]
+fn an_index_of_an_older_format_is_rebuilt_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    copy_dir(prebuilt_index(), data.path());
+    let index = data.path().join("index");
+    let current = std::fs::read_to_string(index.join("CURRENT")).unwrap();
+    let manifest = index.join(current.trim()).join("manifest.json");
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    old["format"] = serde_json::json!(1);
+    std::fs::write(&manifest, old.to_string()).unwrap();
+
+    let (_assistant, status) = Assistant::load(&assistant_config(data.path())).unwrap();
+    assert!(matches!(status, IndexStatus::Built { passages, .. } if passages > 100), "{status:?}");
+    shopchat_retrieval::IndexHandle::open(data.path(), None).expect("the rebuilt index opens");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
