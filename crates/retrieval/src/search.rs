@@ -707,8 +707,9 @@ mod tests {
     fn cutting_unknown_words_keeps_the_rest_and_overlapping_known_words() {
         assert_eq!(without_spans("can I swap my trainers?", [6..10, 14..22], []), "can I my ?");
         // 手机号 is unknown, 手机 (bytes 0..6) known: only 号 goes.
-        assert_eq!(without_spans("手机号多少", [0..9], [0..6]), "手机 多少");
-        assert_eq!(without_spans("bitcoin", [0..7], []), "");
+        let one = std::iter::once;
+        assert_eq!(without_spans("手机号多少", one(0..9), one(0..6)), "手机 多少");
+        assert_eq!(without_spans("bitcoin", one(0..7), []), "");
     }
 
     #[test]
