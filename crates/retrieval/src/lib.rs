@@ -44,6 +44,7 @@ mod bigrams;
 mod build;
 mod error;
 mod front_matter;
+mod fusion;
 #[cfg(test)]
 mod fuzz;
 pub mod gate;
@@ -56,6 +57,7 @@ mod mutations;
 mod orders;
 mod passage;
 mod policy;
+mod query_text;
 mod schema;
 mod search;
 mod vectors;

@@ -203,13 +203,7 @@ pub(crate) fn query_terms(
     lang: Language,
     text: &str,
 ) -> tantivy::Result<Vec<String>> {
-    let mut terms: Vec<String> = Vec::new();
-    for (term, _) in query_tokens(index, lang, text)? {
-        if !terms.contains(&term) {
-            terms.push(term);
-        }
-    }
-    Ok(terms)
+    Ok(crate::query_text::distinct_terms(&query_tokens(index, lang, text)?))
 }
 
 /// Every term of `text` as the query analyzer of `lang` makes it, with the

@@ -1,6 +1,5 @@
 //! Opening an index generation and searching it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -10,18 +9,15 @@ use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::schema::Value as _;
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
 
-use crate::bigrams::han_bigrams;
+use crate::fusion::{fuse, rrf};
 use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
+use crate::query_text::{distinct_terms, query_bigrams, without_spans};
 use crate::schema::{query_terms, query_tokens, register_analyzers, Fields};
 use crate::vectors::{normalized, VectorFile};
 use crate::{Error, Result};
 use shopchat_core::embed::dot;
-
-/// The `k` of reciprocal rank fusion, `1 / (k + rank)`: the usual 60, which
-/// keeps one list's first place from outweighing agreement between both.
-const RRF_K: f32 = 60.0;
 
 /// What a Chinese character bigram match weighs against a word match. Tried
 /// 0, 0.25, 0.5, 1 and 2 on both shops' Chinese gate questions and suites
@@ -318,12 +314,7 @@ impl Generation {
         let searcher = self.reader.searcher();
         let tokens = query_tokens(&self.index, lang, query.text)
             .map_err(Error::index("cannot analyze the query"))?;
-        let mut terms: Vec<String> = Vec::new();
-        for (term, _) in &tokens {
-            if !terms.contains(term) {
-                terms.push(term.clone());
-            }
-        }
+        let terms = distinct_terms(&tokens);
 
         let bm25 = if terms.is_empty() {
             Vec::new()
@@ -498,12 +489,7 @@ impl Generation {
         let searcher = self.reader.searcher();
         let tokens = query_tokens(&self.index, lang, query.text)
             .map_err(Error::index("cannot analyze the query"))?;
-        let mut terms: Vec<String> = Vec::new();
-        for (term, _) in &tokens {
-            if !terms.contains(term) {
-                terms.push(term.clone());
-            }
-        }
+        let terms = distinct_terms(&tokens);
         let weights = self.term_weights(&searcher, lang, &terms);
         let field = self.fields.text(lang);
         let unknown_terms: Vec<&str> = terms
@@ -605,133 +591,5 @@ impl Generation {
         let json = doc.get_first(self.fields.passage).and_then(|value| value.as_str());
         json.and_then(|json| serde_json::from_str(json).ok())
             .ok_or_else(|| Error::corrupt(&self.dir, "a stored passage is missing or unreadable"))
-    }
-}
-
-/// The distinct character bigrams of the query's words (its stop words
-/// left out): each stretch of text its kept words cover, cut into pairs.
-fn query_bigrams(text: &str, tokens: &[(String, std::ops::Range<usize>)]) -> Vec<String> {
-    let mut spans: Vec<std::ops::Range<usize>> = tokens.iter().map(|(_, s)| s.clone()).collect();
-    spans.sort_by_key(|span| span.start);
-    let mut stretches: Vec<std::ops::Range<usize>> = Vec::new();
-    for span in spans {
-        match stretches.last_mut() {
-            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
-            _ => stretches.push(span),
-        }
-    }
-    let mut bigrams: Vec<String> = Vec::new();
-    for stretch in stretches {
-        for (bigram, _) in han_bigrams(&text[stretch]) {
-            if !bigrams.contains(&bigram) {
-                bigrams.push(bigram);
-            }
-        }
-    }
-    bigrams
-}
-
-/// `text` with the bytes of `cut` removed, except those a `kept` span also
-/// covers (jieba's overlapping words: cutting an unknown word must not cut
-/// into a known one). Cuts become spaces, so the words either side stay
-/// apart.
-fn without_spans(
-    text: &str,
-    cut: impl IntoIterator<Item = std::ops::Range<usize>>,
-    kept: impl IntoIterator<Item = std::ops::Range<usize>>,
-) -> String {
-    let mut remove = vec![false; text.len()];
-    for span in cut {
-        for flag in &mut remove[span.start.min(text.len())..span.end.min(text.len())] {
-            *flag = true;
-        }
-    }
-    for span in kept {
-        for flag in &mut remove[span.start.min(text.len())..span.end.min(text.len())] {
-            *flag = false;
-        }
-    }
-    let mut rest = String::with_capacity(text.len());
-    for (at, c) in text.char_indices() {
-        if !remove[at] {
-            rest.push(c);
-        } else if !rest.ends_with(' ') {
-            rest.push(' ');
-        }
-    }
-    rest.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn rrf(rank: usize) -> f32 {
-    1.0 / (RRF_K + rank as f32)
-}
-
-/// Reciprocal rank fusion of two rankings (each best first): every document
-/// with its place in each, sorted by the summed `1 / (k + rank)`. Ties go to
-/// the better single place, then to index order, so results are stable.
-fn fuse(
-    bm25: &[(f32, DocAddress)],
-    cosine: &[(f32, DocAddress)],
-) -> Vec<(DocAddress, Option<Ranked>, Option<Ranked>)> {
-    let mut places: HashMap<DocAddress, (Option<Ranked>, Option<Ranked>)> = HashMap::new();
-    for (i, &(score, address)) in bm25.iter().enumerate() {
-        places.entry(address).or_default().0 = Some(Ranked { score, rank: i + 1 });
-    }
-    for (i, &(score, address)) in cosine.iter().enumerate() {
-        places.entry(address).or_default().1 = Some(Ranked { score, rank: i + 1 });
-    }
-    let mut fused: Vec<(DocAddress, Option<Ranked>, Option<Ranked>)> =
-        places.into_iter().map(|(address, (b, c))| (address, b, c)).collect();
-    let key = |(address, b, c): &(DocAddress, Option<Ranked>, Option<Ranked>)| {
-        let ranks = [b, c].into_iter().flatten().map(|r| r.rank);
-        let score: f32 = ranks.clone().map(rrf).sum();
-        (score, ranks.min().unwrap_or(usize::MAX), *address)
-    };
-    fused.sort_by(|x, y| {
-        let (sx, bx, ax) = key(x);
-        let (sy, by, ay) = key(y);
-        sy.total_cmp(&sx).then(bx.cmp(&by)).then(ax.cmp(&ay))
-    });
-    fused
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc(n: u32) -> DocAddress {
-        DocAddress::new(0, n)
-    }
-
-    #[test]
-    fn cutting_unknown_words_keeps_the_rest_and_overlapping_known_words() {
-        assert_eq!(without_spans("can I swap my trainers?", [6..10, 14..22], []), "can I my ?");
-        // 手机号 is unknown, 手机 (bytes 0..6) known: only 号 goes.
-        let one = std::iter::once;
-        assert_eq!(without_spans("手机号多少", one(0..9), one(0..6)), "手机 多少");
-        assert_eq!(without_spans("bitcoin", one(0..7), []), "");
-    }
-
-    #[test]
-    fn fusion_rewards_agreement_between_rankings() {
-        // BM25: 1, 2, 3; cosine: 3, 4, 2.
-        let bm25 = [(9.0, doc(1)), (5.0, doc(2)), (1.0, doc(3))];
-        let cosine = [(0.9, doc(3)), (0.8, doc(4)), (0.7, doc(2))];
-        let fused = fuse(&bm25, &cosine);
-        let order: Vec<u32> = fused.iter().map(|(a, _, _)| a.doc_id).collect();
-        // 2: 1/62 + 1/63; 3: 1/63 + 1/61; 1: 1/61; 4: 1/62.
-        assert_eq!(order, [3, 2, 1, 4]);
-        let (_, b, c) = fused[0];
-        assert_eq!(b, Some(Ranked { score: 1.0, rank: 3 }));
-        assert_eq!(c, Some(Ranked { score: 0.9, rank: 1 }));
-        let (_, b, c) = fused[3];
-        assert_eq!((b, c.map(|c| c.rank)), (None, Some(2)));
-    }
-
-    #[test]
-    fn fusion_of_one_ranking_keeps_its_order() {
-        let bm25 = [(3.0, doc(7)), (2.0, doc(5)), (1.0, doc(6))];
-        let order: Vec<u32> = fuse(&bm25, &[]).iter().map(|(a, _, _)| a.doc_id).collect();
-        assert_eq!(order, [7, 5, 6]);
     }
 }
