@@ -111,14 +111,17 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
                 FactKind::Email | FactKind::Url | FactKind::Phone | FactKind::Code | FactKind::Name
             )
         });
-        let asks = |pattern: &regex::Regex, kinds: &[FactKind]| {
-            pattern.is_match(&question)
-                && kinds.iter().any(|k| best_kinds.contains(k))
-                && !has_figure
+        let asks = |pattern: &regex::Regex, kinds: &[FactKind], answered: bool| {
+            pattern.is_match(&question) && kinds.iter().any(|k| best_kinds.contains(k)) && !answered
         };
         let durations = [FactKind::Duration, FactKind::Range];
+        // A price needs a price: "3 instalments" does not answer "what is
+        // the minimum order", though any time answers "how soon".
         let amounts = [FactKind::Amount, FactKind::Percent];
-        if asks(&rules.asks_duration, &durations) || asks(&rules.asks_amount, &amounts) {
+        let has_amount = answer_kinds.iter().any(|k| amounts.contains(k));
+        if asks(&rules.asks_duration, &durations, has_figure)
+            || asks(&rules.asks_amount, &amounts, has_amount)
+        {
             return Some(Degenerate::MissingFact);
         }
         // An answer with no fact of any kind that takes no word of its own
@@ -283,6 +286,21 @@ mod tests {
             Some(Degenerate::MissingFact)
         );
         assert_eq!(degenerate("在“我的订单”页面可以下载电子发票 [1]。", &ctx), None);
+    }
+
+    #[test]
+    fn a_price_question_needs_a_price_not_just_a_number() {
+        let huabei = ["Orders of ¥300 or more can be split into 3, 6 or 12 Huabei instalments."];
+        let ctx = context("What's the minimum order to pay with Huabei?", Language::En, &huabei);
+        assert_eq!(
+            degenerate("The minimum order to split the payment with Huabei is 3 instalments.", &ctx),
+            Some(Degenerate::MissingFact)
+        );
+        assert_eq!(degenerate("Orders from ¥300 can use Huabei [1].", &ctx), None);
+        // A duration is still answered by any figure: a time will do.
+        let dispatch = ["Orders paid before 16:00 leave the same day; others within 24 hours."];
+        let ctx = context("How soon does my order ship?", Language::En, &dispatch);
+        assert_eq!(degenerate("If you pay before 16:00 it leaves today [1].", &ctx), None);
     }
 
     #[test]
