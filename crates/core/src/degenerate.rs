@@ -293,7 +293,10 @@ mod tests {
         let huabei = ["Orders of ¥300 or more can be split into 3, 6 or 12 Huabei instalments."];
         let ctx = context("What's the minimum order to pay with Huabei?", Language::En, &huabei);
         assert_eq!(
-            degenerate("The minimum order to split the payment with Huabei is 3 instalments.", &ctx),
+            degenerate(
+                "The minimum order to split the payment with Huabei is 3 instalments.",
+                &ctx
+            ),
             Some(Degenerate::MissingFact)
         );
         assert_eq!(degenerate("Orders from ¥300 can use Huabei [1].", &ctx), None);
