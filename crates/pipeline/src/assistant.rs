@@ -13,7 +13,7 @@ use shopchat_core::policy::return_eligibility;
 use shopchat_core::prompt::{assemble, PromptPassage, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
 use shopchat_core::shop::{Date, Order, OrderData, ShopProfile};
-use shopchat_core::{ChatMessage, EmbedError, Language, TextEmbedder};
+use shopchat_core::{ChatMessage, Language, TextEmbedder};
 use shopchat_inference::{GenerationRequest, Prompt, SamplingConfig, WorkerHandle};
 use shopchat_retrieval::{
     GateConfig, GateDecision, Hit, IndexHandle, KnowledgeBase, Passage, SearchQuery,
@@ -394,21 +394,10 @@ impl Assistant {
     /// exactly what [`Assistant::respond`] sees (`shopchat ask` prints it).
     pub fn retrieve(&self, text: &str, lang: Language) -> Result<(Vec<Hit>, GateDecision)> {
         let query = SearchQuery { text, lang: Some(lang), limit: self.settings.passages.max(5) };
-        // A busy query embedder is a busy assistant: the shopper is told so.
-        let busy_or_failed = |error: shopchat_retrieval::Error| -> Error {
-            match error {
-                shopchat_retrieval::Error::Embed(EmbedError::Busy { waiting }) => {
-                    Error::Busy { queued: waiting }
-                }
-                other => other.into(),
-            }
-        };
-        let hits = self.index.search(&query).map_err(busy_or_failed)?;
+        // A busy query embedder becomes `Error::Busy` (see its `From`).
+        let hits = self.index.search(&query)?;
         let shop = self.shop();
-        let signals = self
-            .index
-            .query_signals(&query, shop.gate.signals_wanted(lang))
-            .map_err(busy_or_failed)?;
+        let signals = self.index.query_signals(&query, shop.gate.signals_wanted(lang))?;
         let gate = shop.gate.decide(lang, &signals, &hits);
         Ok((hits, gate))
     }

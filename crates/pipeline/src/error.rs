@@ -6,7 +6,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Retrieval(#[from] shopchat_retrieval::Error),
+    Retrieval(shopchat_retrieval::Error),
 
     #[error(transparent)]
     Inference(#[from] shopchat_inference::Error),
@@ -45,6 +45,19 @@ pub enum Error {
     },
 }
 
+/// A busy query embedder is a busy assistant: wherever a search meets it,
+/// the shopper is told `busy`, as for a full model queue.
+impl From<shopchat_retrieval::Error> for Error {
+    fn from(error: shopchat_retrieval::Error) -> Self {
+        match error {
+            shopchat_retrieval::Error::Embed(shopchat_core::EmbedError::Busy { waiting }) => {
+                Error::Busy { queued: waiting }
+            }
+            other => Error::Retrieval(other),
+        }
+    }
+}
+
 impl Error {
     /// True for errors fixed by editing the shop's files or installing a
     /// model, rather than bugs or a failing machine.
@@ -61,5 +74,19 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shopchat_core::EmbedError;
+
+    #[test]
+    fn a_busy_query_embedder_is_a_busy_assistant() {
+        let busy = shopchat_retrieval::Error::Embed(EmbedError::Busy { waiting: 7 });
+        assert!(matches!(Error::from(busy), Error::Busy { queued: 7 }));
+        let failed = shopchat_retrieval::Error::Embed(EmbedError::Failed("broken".into()));
+        assert!(matches!(Error::from(failed), Error::Retrieval(_)));
     }
 }
