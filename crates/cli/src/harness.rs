@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shopchat_core::protocol::AnswerOutcome;
 use shopchat_core::ChatMessage;
+use shopchat_inference::PassageReuse;
 use shopchat_pipeline::{
     Action, Assistant, AssistantConfig, Check, Checked, Conversation, Event, ModelChoice, Reply,
     Response, Resumed, StreamEvent, Turn, TurnRequest,
@@ -40,6 +41,15 @@ pub struct PipelineArgs {
     /// Where the index (and the server's database) live.
     #[arg(long, env = "SHOPCHAT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Memory for retrieved passages' attention caches reused across
+    /// answers, in MiB; 0 computes every passage for every answer.
+    #[arg(long, default_value_t = 256)]
+    pub passage_cache_mb: usize,
+    /// When a kept passage stands in for computing it: `exact` (after the
+    /// same tokens only; answers unchanged) or `moved` (in any order; more
+    /// reuse, answers change, see docs/performance.md).
+    #[arg(long, default_value = "exact")]
+    pub passage_reuse: PassageReuse,
 }
 
 impl PipelineArgs {
@@ -50,6 +60,8 @@ impl PipelineArgs {
         config.data_dir = self.data_dir.clone();
         config.models = ModelChoice::main_and_extra(&self.model, &self.extra_model);
         config.prompt_file = self.prompt.clone();
+        config.worker.passage_cache_bytes = self.passage_cache_mb.saturating_mul(1024 * 1024);
+        config.worker.passage_reuse = self.passage_reuse;
         if let Some(name) = crate::knowledge::chosen_embedding_model() {
             config.embedding_model = Some(name.to_owned());
         }

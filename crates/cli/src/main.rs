@@ -274,6 +274,7 @@ fn generate(registry: &ModelRegistry, args: GenerateArgs) -> Result<()> {
             max_tokens: args.max_tokens,
         },
         conversation: None,
+        passages: Vec::new(),
     };
     let mut generation = worker.submit(request)?;
     let mut stdout = std::io::stdout().lock();
@@ -349,6 +350,10 @@ fn bench_model(registry: &ModelRegistry, args: BenchArgs) -> Result<()> {
         );
         println!("ttft cold        {:.0} ms", report.ttft_cold_ms);
         println!("ttft warm        {:.0} ms (system prompt cached)", report.ttft_warm_ms);
+        println!(
+            "ttft passages    {:.0} ms kept in the same order (exact), {:.0} ms in another (moved)",
+            report.ttft_passages_exact_ms, report.ttft_passages_moved_ms
+        );
         println!("peak rss         {:.0} MB", report.peak_rss_mb);
     }
     Ok(())

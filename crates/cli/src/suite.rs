@@ -317,6 +317,13 @@ pub struct RunArgs {
     shop: PathBuf,
     #[arg(long, env = "SHOPCHAT_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// Memory for retrieved passages' attention caches reused across
+    /// answers, in MiB; 0 computes every passage for every answer.
+    #[arg(long, default_value_t = 256)]
+    passage_cache_mb: usize,
+    /// `exact` or `moved`: see `shopchat ask --help`.
+    #[arg(long, default_value = "exact")]
+    passage_reuse: shopchat_inference::PassageReuse,
     /// Only the cases whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -420,6 +427,8 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
                     prompt: prompt.clone(),
                     shop: shop.clone(),
                     data_dir: data_dir.clone(),
+                    passage_cache_mb: args.passage_cache_mb,
+                    passage_reuse: args.passage_reuse,
                 };
                 let assistant = pipeline.load(models_dir)?;
                 let summary = summary.get_or_insert_with(|| RunSummary::new(&assistant));

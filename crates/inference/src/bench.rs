@@ -1,7 +1,8 @@
 //! Speed figures for one model: the numbers `shopchat bench` prints.
 //!
-//! Measured on a RAG-shaped prompt (a system turn with instructions and
-//! passages, then a question) because that is what the chat server sends.
+//! Measured on a RAG-shaped prompt (a system turn with instructions, then a
+//! user turn with numbered passages and a question) because that is what
+//! the chat server sends.
 //! Each figure is the median of several runs.
 
 use std::time::Instant;
@@ -11,6 +12,8 @@ use shopchat_core::ChatMessage;
 
 use crate::error::Result;
 use crate::generate::{SamplingConfig, Sequence, Step, StepConfig};
+use crate::model::KvCache;
+use crate::passage_cache::{plan, PassageCache, PassageReuse, PlanSettings};
 use crate::LanguageModel;
 
 #[derive(Debug, Clone)]
@@ -32,8 +35,16 @@ pub struct BenchReport {
     pub decode_tps: f64,
     /// Whole prompt computed from nothing.
     pub ttft_cold_ms: f64,
-    /// System turn taken from the prefix cache; only the question computed.
+    /// System turn taken from the prefix cache; passages and question
+    /// computed.
     pub ttft_warm_ms: f64,
+    /// A new question on passages kept from an earlier answer, in the same
+    /// order ([`PassageReuse::Exact`]): only the question is computed.
+    pub ttft_passages_exact_ms: f64,
+    /// A new question on kept passages in another order
+    /// ([`PassageReuse::Moved`]): the question and the few tokens between
+    /// passages are computed.
+    pub ttft_passages_moved_ms: f64,
     pub peak_rss_mb: f64,
     pub threads: usize,
 }
@@ -49,22 +60,60 @@ const PASSAGES: &[&str] = &[
 
 const SYSTEM_INSTRUCTIONS: &str = "You are the customer service assistant of an online clothing shop. Answer the shopper's question using only the numbered passages below. Cite the passage you used as [1], [2] and so on. If the passages do not answer the question, say that you do not know and offer to connect the shopper with a person. Keep answers short and friendly.";
 
-/// Builds a system turn of about `target` tokens and a question.
-fn rag_conversation(model: &LanguageModel, target: usize) -> Result<Vec<ChatMessage>> {
-    let question = ChatMessage::user(
-        "How long do I have to return a dress, and when will I get my money back?",
-    );
-    let mut system = String::from(SYSTEM_INSTRUCTIONS);
-    let mut n = 0;
+const QUESTION: &str = "How long do I have to return a dress, and when will I get my money back?";
+const OTHER_QUESTION: &str = "Which cards do you take, and when is my card charged?";
+
+/// Passages enough for a prompt of about `target` tokens, laid out as the
+/// chat server sends them: instructions in the system turn, numbered
+/// passages and the question in the user turn.
+fn rag_passages(model: &LanguageModel, target: usize) -> Result<Vec<String>> {
+    let mut passages = Vec::new();
     loop {
-        let passage = PASSAGES[n % PASSAGES.len()];
-        system.push_str(&format!("\n\n[{}] {}", n + 1, passage));
-        n += 1;
-        let messages = vec![ChatMessage::system(system.clone()), question.clone()];
-        if model.encode_chat(&messages)?.len() >= target || n > 200 {
-            return Ok(messages);
+        let n = passages.len();
+        let text = PASSAGES[n % PASSAGES.len()];
+        // Repeats are told apart, as a real shop's passages are.
+        passages.push(match n / PASSAGES.len() {
+            0 => text.to_owned(),
+            round => format!("{text} (Section {}.{}.)", round + 1, n % PASSAGES.len() + 1),
+        });
+        if model.encode_chat(&rag_conversation(&passages, QUESTION))?.len() >= target || n > 200 {
+            return Ok(passages);
         }
     }
+}
+
+fn rag_conversation(passages: &[String], question: &str) -> Vec<ChatMessage> {
+    let numbered: Vec<String> =
+        passages.iter().enumerate().map(|(n, text)| format!("[{}] {text}", n + 1)).collect();
+    vec![
+        ChatMessage::system(SYSTEM_INSTRUCTIONS),
+        ChatMessage::user(format!("Passages:\n{}\n\nQuestion: {question}", numbered.join("\n\n"))),
+    ]
+}
+
+/// Milliseconds to the first token of `messages`, starting from the cached
+/// system turn and with the passages planned against `kept`; the passages
+/// computed go into `kept`.
+fn first_token_ms(
+    model: &LanguageModel,
+    messages: &[ChatMessage],
+    passages: &[String],
+    system: &KvCache,
+    (reuse, kept): (PassageReuse, &mut PassageCache),
+) -> Result<f64> {
+    let started = Instant::now();
+    let fitted = model.fit_chat(messages, 1)?;
+    let mut sequence = Sequence::new(fitted.tokens, system.fork()?, SamplingConfig::greedy(1))?;
+    let settings = PlanSettings { system_prefix_len: fitted.system_prefix_len, reuse };
+    let planned = plan(&model.tokenizer, &sequence, settings, passages, kept)?;
+    sequence.plan_passages(planned);
+    let config = StepConfig { prefill_chunk: 128, ignore_stop_tokens: true };
+    while matches!(sequence.step(model, config)?, Step::Prefilled) {}
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    for (key, kv) in sequence.take_computed_passages() {
+        kept.insert(key, kv);
+    }
+    Ok(ms)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -74,13 +123,19 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Runs the benchmark. Takes a few seconds per run for the small model.
 pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<BenchReport> {
-    let messages = rag_conversation(model, config.prompt_tokens)?;
+    let passages = rag_passages(model, config.prompt_tokens)?;
+    let messages = rag_conversation(&passages, QUESTION);
     let fitted = model.fit_chat(&messages, config.decode_tokens)?;
+    // The same passages for another question, and in reverse order.
+    let same_passages = rag_conversation(&passages, OTHER_QUESTION);
+    let reversed: Vec<String> = passages.iter().rev().cloned().collect();
+    let moved_passages = rag_conversation(&reversed, OTHER_QUESTION);
     let prompt = fitted.tokens;
     let whole_prompt = StepConfig { prefill_chunk: prompt.len(), ignore_stop_tokens: true };
     let sampling = SamplingConfig::greedy(config.decode_tokens);
 
     let (mut cold, mut warm, mut prefill, mut decode) = (vec![], vec![], vec![], vec![]);
+    let (mut exact, mut moved) = (vec![], vec![]);
     // One untimed run first: page in the weights, allocate buffers.
     for run in 0..=config.runs {
         // Cold: the whole prompt, then decode.
@@ -105,11 +160,35 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
         sequence.step(model, whole_prompt)?;
         let warm_s = started.elapsed().as_secs_f64();
 
+        // Passages kept from an answer to another question: the same order
+        // (exact reuse), or reversed (moved reuse).
+        prefix.truncate(fitted.system_prefix_len);
+        let mut kept = PassageCache::new(usize::MAX);
+        first_token_ms(model, &messages, &passages, &prefix, (PassageReuse::Exact, &mut kept))?;
+        let exact_ms = first_token_ms(
+            model,
+            &same_passages,
+            &passages,
+            &prefix,
+            (PassageReuse::Exact, &mut kept),
+        )?;
+        let mut kept = PassageCache::new(usize::MAX);
+        first_token_ms(model, &messages, &passages, &prefix, (PassageReuse::Moved, &mut kept))?;
+        let moved_ms = first_token_ms(
+            model,
+            &moved_passages,
+            &passages,
+            &prefix,
+            (PassageReuse::Moved, &mut kept),
+        )?;
+
         if run > 0 {
             cold.push(first * 1000.0);
             prefill.push(prompt.len() as f64 / first);
             decode.push(decoded as f64 / decode_s);
             warm.push(warm_s * 1000.0);
+            exact.push(exact_ms);
+            moved.push(moved_ms);
         }
     }
     Ok(BenchReport {
@@ -121,6 +200,8 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
         decode_tps: median(decode),
         ttft_cold_ms: median(cold),
         ttft_warm_ms: median(warm),
+        ttft_passages_exact_ms: median(exact),
+        ttft_passages_moved_ms: median(moved),
         peak_rss_mb: peak_rss_mb(),
         threads: candle_core::utils::get_num_threads(),
     })

@@ -7,7 +7,9 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kv_cache::PassageKv;
 use crate::model::KvCache;
+use crate::passage_cache::PassageKey;
 use crate::tokenizer::Utf8Stream;
 use crate::LanguageModel;
 
@@ -121,6 +123,24 @@ pub struct Sequence {
     /// Ask the sequence to cut its next prefill chunk here (to snapshot a
     /// shared prefix).
     stop_prefill_at: Option<usize>,
+    /// Passages in the prompt still ahead of the cache, in prompt order.
+    passages: std::collections::VecDeque<PlannedPassage>,
+    /// Passages computed by this sequence, cut out for the passage cache.
+    computed_passages: Vec<(PassageKey, PassageKv)>,
+    /// Passage positions copied from the passage cache.
+    passage_tokens_reused: usize,
+}
+
+/// A passage found in the prompt at `at`: copied in from the passage cache
+/// (`kept`), or computed after the first `context_len` prompt positions and
+/// then kept. With `context_len == at` it is computed in place, after
+/// everything before it; with less, after that shorter context alone, and
+/// moved to `at`.
+pub struct PlannedPassage {
+    pub at: usize,
+    pub context_len: usize,
+    pub key: PassageKey,
+    pub kept: Option<std::sync::Arc<PassageKv>>,
 }
 
 impl Sequence {
@@ -148,7 +168,80 @@ impl Sequence {
             utf8: Utf8Stream::new(),
             reused,
             stop_prefill_at: None,
+            passages: Default::default(),
+            computed_passages: Vec::new(),
+            passage_tokens_reused: 0,
         })
+    }
+
+    /// The passages of the prompt, by position. Each is copied in from its
+    /// kept cache, or computed after its context and then kept. A passage
+    /// that does not sit in the prompt at its position, starts inside the
+    /// cache already held or runs into the prompt's last token is computed
+    /// in place like the rest of the prompt, and not kept.
+    pub fn plan_passages(&mut self, mut planned: Vec<PlannedPassage>) {
+        planned.sort_by_key(|p| p.at);
+        let mut end = self.cache.len();
+        for passage in planned {
+            let len = passage.key.tokens().len();
+            let fits = passage.at >= end
+                && passage.context_len <= passage.at
+                && passage.at + len < self.prompt.len()
+                && self.prompt[passage.at..passage.at + len] == *passage.key.tokens();
+            if fits {
+                end = passage.at + len;
+                self.passages.push_back(passage);
+            }
+        }
+    }
+
+    /// Passages this sequence computed since the last call, for the cache.
+    pub fn take_computed_passages(&mut self) -> Vec<(PassageKey, PassageKv)> {
+        std::mem::take(&mut self.computed_passages)
+    }
+
+    /// Prompt positions copied from the passage cache.
+    pub fn passage_tokens_reused(&self) -> usize {
+        self.passage_tokens_reused
+    }
+
+    /// Puts the passage that starts where the cache ends into it when that
+    /// takes no computing in place: from its kept cache, or computed after
+    /// a shorter context alone (one step's work). Returns whether it did.
+    fn add_passage(&mut self, model: &LanguageModel) -> Result<bool> {
+        let Some(next) = self.passages.front() else { return Ok(false) };
+        let in_place = next.kept.is_none() && next.context_len == next.at;
+        if next.at != self.cache.len() || in_place {
+            return Ok(false);
+        }
+        let passage = self.passages.pop_front().expect("the front passage");
+        let rope = model.transformer.rope_shift();
+        match passage.kept {
+            Some(kept) => {
+                self.cache.append_moved(&kept, rope);
+                self.passage_tokens_reused += kept.len();
+            }
+            None => {
+                let context = passage.context_len;
+                let mut alone = self.cache.prefix(context);
+                model.transformer.forward(passage.key.tokens(), &mut alone)?;
+                let computed = alone.cut(context, passage.key.tokens().len());
+                self.cache.append_moved(&computed, rope);
+                self.computed_passages.push((passage.key, computed));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Cuts out the passage computed in place once the cache holds all of it.
+    fn keep_passage_computed_in_place(&mut self) {
+        let Some(next) = self.passages.front() else { return };
+        let len = next.key.tokens().len();
+        if next.kept.is_none() && next.context_len == next.at && next.at + len <= self.cache.len() {
+            let computed = self.cache.cut(next.at, len);
+            let passage = self.passages.pop_front().expect("the front passage");
+            self.computed_passages.push((passage.key, computed));
+        }
     }
 
     pub fn prompt(&self) -> &[u32] {
@@ -189,14 +282,26 @@ impl Sequence {
         let logits = if let Some(token) = self.pending.take() {
             model.transformer.forward(&[token], &mut self.cache)?
         } else {
+            if self.add_passage(model)? {
+                return Ok(Step::Prefilled);
+            }
             let start = self.cache.len();
             let mut end = (start + config.prefill_chunk.max(1)).min(self.prompt.len());
-            if let Some(boundary) = self.stop_prefill_at {
+            // Chunks end where passages start and end whatever the cache
+            // holds, so that a passage computed in place is the same
+            // arithmetic as the kept copy that later replaces it.
+            let (next_start, next_end) = self
+                .passages
+                .front()
+                .map(|p| (Some(p.at), Some(p.at + p.key.tokens().len())))
+                .unwrap_or_default();
+            for boundary in [self.stop_prefill_at, next_start, next_end].into_iter().flatten() {
                 if boundary > start && boundary < end {
                     end = boundary;
                 }
             }
             let logits = model.transformer.forward(&self.prompt[start..end], &mut self.cache)?;
+            self.keep_passage_computed_in_place();
             if end < self.prompt.len() {
                 return Ok(Step::Prefilled);
             }

@@ -28,8 +28,10 @@ pub mod e5;
 pub mod embedding;
 mod error;
 pub mod generate;
+pub mod kv_cache;
 mod language_model;
 pub mod model;
+pub mod passage_cache;
 pub mod quantize;
 pub mod registry;
 pub mod template;
@@ -43,6 +45,6 @@ pub use generate::{FinishReason, SamplingConfig};
 pub use language_model::{FittedPrompt, LanguageModel, LoadConfig};
 pub use registry::{FetchOptions, ModelRegistry, Progress, Quantization};
 pub use worker::{
-    spawn_worker, Fault, Generation, GenerationEvent, GenerationRequest, GenerationStats, Prompt,
-    Stopper, WorkerConfig, WorkerHandle,
+    spawn_worker, Fault, Generation, GenerationEvent, GenerationRequest, GenerationStats,
+    PassageReuse, Prompt, Stopper, WorkerConfig, WorkerHandle,
 };

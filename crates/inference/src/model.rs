@@ -19,6 +19,8 @@ use candle_transformers::quantized_nn::RmsNorm;
 use shopchat_core::embed::dot;
 
 use crate::error::{Error, Result};
+pub use crate::kv_cache::KvCache;
+use crate::kv_cache::RopeShift;
 
 /// Shape and numerics of a model, read from GGUF metadata.
 #[derive(Debug, Clone)]
@@ -131,121 +133,12 @@ pub struct Transformer {
     output: QMatMul,
     cos: Tensor,
     sin: Tensor,
+    rope_shift: RopeShift,
     device: Device,
     /// Causal masks by (new tokens, cached tokens). Only prefill needs one, and
     /// the same shapes recur, so they are built once. A std mutex is enough:
     /// it is never held across anything but a map look-up.
     masks: Mutex<HashMap<(usize, usize), Tensor>>,
-}
-
-/// The attention keys and values of one conversation.
-///
-/// Plain vectors laid out `[kv head][position][head dim]` with spare room,
-/// so appending a token copies only that token, decoding reads them directly
-/// (see [`decode_attention`]), and `Clone` is a real, independent copy.
-#[derive(Clone)]
-pub struct KvCache {
-    layers: Vec<LayerCache>,
-    len: usize,
-    capacity: usize,
-    n_kv_head: usize,
-    head_dim: usize,
-}
-
-#[derive(Clone, Default)]
-struct LayerCache {
-    keys: Vec<f32>,
-    values: Vec<f32>,
-}
-
-impl KvCache {
-    pub fn new(config: &ModelConfig) -> Self {
-        Self {
-            layers: vec![LayerCache::default(); config.n_layer],
-            len: 0,
-            capacity: 0,
-            n_kv_head: config.n_kv_head,
-            head_dim: config.head_dim,
-        }
-    }
-
-    /// Number of token positions held.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Forgets every position at or after `len`. The storage is kept and
-    /// overwritten by later tokens.
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
-    /// An independent copy holding the same positions.
-    pub fn fork(&self) -> Result<Self> {
-        Ok(self.clone())
-    }
-
-    /// Bytes held by the cache's storage.
-    pub fn memory_bytes(&self) -> usize {
-        self.layers.iter().map(|l| (l.keys.capacity() + l.values.capacity()) * 4).sum()
-    }
-
-    /// Makes room for `needed` positions in every layer, growing
-    /// geometrically so that a long answer reallocates a few times, not once
-    /// per token.
-    fn reserve(&mut self, needed: usize) {
-        if needed <= self.capacity {
-            return;
-        }
-        let capacity = needed.max(self.capacity * 2).max(64);
-        let (h, d) = (self.n_kv_head, self.head_dim);
-        for layer in &mut self.layers {
-            for buffer in [&mut layer.keys, &mut layer.values] {
-                let mut grown = vec![0f32; h * capacity * d];
-                for head in 0..h {
-                    let old = &buffer[head * self.capacity * d..][..self.len * d];
-                    grown[head * capacity * d..][..self.len * d].copy_from_slice(old);
-                }
-                *buffer = grown;
-            }
-        }
-        self.capacity = capacity;
-    }
-
-    /// Writes `k` and `v` (`[kv head][new position][head dim]`, flattened)
-    /// after the current end of `layer`. `len` advances once all layers
-    /// have been written.
-    fn write(&mut self, layer: usize, k: &[f32], v: &[f32], new: usize) {
-        let (cap, d, start) = (self.capacity, self.head_dim, self.len);
-        let layer = &mut self.layers[layer];
-        for head in 0..self.n_kv_head {
-            let source = head * new * d..(head + 1) * new * d;
-            let target = (head * cap + start) * d..(head * cap + start + new) * d;
-            layer.keys[target.clone()].copy_from_slice(&k[source.clone()]);
-            layer.values[target].copy_from_slice(&v[source]);
-        }
-    }
-
-    /// Keys and values of positions `0..len` of `layer` as tensors of shape
-    /// `(1, kv heads, len, head dim)`.
-    fn tensors(&self, layer: usize, len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-        let (cap, d) = (self.capacity, self.head_dim);
-        let gather = |buffer: &[f32]| -> Vec<f32> {
-            (0..self.n_kv_head)
-                .flat_map(|h| buffer[h * cap * d..][..len * d].iter().copied())
-                .collect()
-        };
-        let layer = &self.layers[layer];
-        let shape = (1, self.n_kv_head, len, d);
-        Ok((
-            Tensor::from_vec(gather(&layer.keys), shape, device)?,
-            Tensor::from_vec(gather(&layer.values), shape, device)?,
-        ))
-    }
 }
 
 impl Transformer {
@@ -321,6 +214,7 @@ impl Transformer {
         }
         let (cos, sin) = rotary_tables(&config, &device)?;
         let embeddings = Embedding::new(embeddings, config.embedding_length);
+        let rope_shift = RopeShift::new(&config);
         let model = Self {
             config,
             embeddings,
@@ -329,6 +223,7 @@ impl Transformer {
             output: QMatMul::from_qtensor(output)?,
             cos,
             sin,
+            rope_shift,
             device,
             masks: Mutex::new(HashMap::new()),
         };
@@ -337,6 +232,11 @@ impl Transformer {
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Moves cached keys to other positions (see [`KvCache::append_moved`]).
+    pub fn rope_shift(&self) -> &RopeShift {
+        &self.rope_shift
     }
 
     pub fn new_cache(&self) -> KvCache {

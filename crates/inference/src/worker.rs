@@ -30,6 +30,8 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::generate::{FinishReason, SamplingConfig, Sequence, Step, StepConfig};
 use crate::model::KvCache;
+pub use crate::passage_cache::PassageReuse;
+use crate::passage_cache::{plan, PassageCache, PassageCacheStats, PlanSettings};
 use crate::LanguageModel;
 
 /// Settings of the worker.
@@ -44,6 +46,10 @@ pub struct WorkerConfig {
     pub prefill_chunk: usize,
     /// Memory for caches kept between requests; least recently used go first.
     pub cache_budget_bytes: usize,
+    /// Memory for retrieved passages' caches reused across answers (see
+    /// `passage_cache.rs`); 0 computes every passage every time.
+    pub passage_cache_bytes: usize,
+    pub passage_reuse: PassageReuse,
 }
 
 impl WorkerConfig {
@@ -53,6 +59,8 @@ impl WorkerConfig {
             max_active: 4,
             prefill_chunk: 128,
             cache_budget_bytes: 512 * 1024 * 1024,
+            passage_cache_bytes: 256 * 1024 * 1024,
+            passage_reuse: PassageReuse::Exact,
         }
     }
 }
@@ -73,6 +81,10 @@ pub struct GenerationRequest {
     pub sampling: SamplingConfig,
     /// Keeps this conversation's cache for its next request.
     pub conversation: Option<String>,
+    /// Texts the prompt holds word for word (retrieved passages) whose
+    /// attention caches may be reused from earlier answers and kept for
+    /// later ones. Empty for prompts without passages.
+    pub passages: Vec<String>,
 }
 
 /// Events of one generation, in order: `Started`, any number of `Text`, then
@@ -90,6 +102,8 @@ pub struct GenerationStats {
     pub finish_reason: FinishReason,
     pub prompt_tokens: usize,
     pub reused_tokens: usize,
+    /// Prompt positions whose keys and values came from the passage cache.
+    pub passage_tokens_reused: usize,
     pub generated_tokens: usize,
     /// Waiting for a turn before the worker took the request.
     pub queued_ms: f64,
@@ -155,6 +169,8 @@ pub struct WorkerHandle {
 struct Health {
     running: AtomicBool,
     restarts: AtomicU64,
+    /// The passage cache's figures, as the worker last published them.
+    passage_cache: std::sync::Mutex<PassageCacheStats>,
     /// A [`Fault`] to inject, as its number; 0 for none.
     fault: AtomicU8,
 }
@@ -228,6 +244,11 @@ impl WorkerHandle {
         self.health.restarts.load(Ordering::SeqCst)
     }
 
+    /// Passages kept, their bytes, and look-ups that hit or missed.
+    pub fn passage_cache_stats(&self) -> PassageCacheStats {
+        *self.health.passage_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Makes the worker's next turn panic at `fault` (fault tests only).
     #[doc(hidden)]
     pub fn inject_fault(&self, fault: Fault) {
@@ -254,7 +275,6 @@ pub fn spawn_worker(model: Arc<LanguageModel>, config: WorkerConfig) -> Result<W
     };
     let worker = Worker {
         model,
-        config,
         receiver,
         waiting: handle.waiting.clone(),
         active_count: handle.active.clone(),
@@ -262,6 +282,8 @@ pub fn spawn_worker(model: Arc<LanguageModel>, config: WorkerConfig) -> Result<W
         active: VecDeque::new(),
         conversations: HashMap::new(),
         prefixes: Vec::new(),
+        passage_cache: PassageCache::new(config.passage_cache_bytes),
+        config,
         clock: 0,
     };
     std::thread::Builder::new()
@@ -305,6 +327,7 @@ struct Worker {
     active: VecDeque<Active>,
     conversations: HashMap<String, CachedConversation>,
     prefixes: Vec<CachedPrefix>,
+    passage_cache: PassageCache,
     /// Logical time for least-recently-used eviction.
     clock: u64,
 }
@@ -329,6 +352,8 @@ impl Worker {
         let in_flight: Vec<Active> = self.active.drain(..).collect();
         self.conversations.clear();
         self.prefixes.clear();
+        self.passage_cache.clear();
+        self.publish_passage_stats();
         self.active_count.store(0, Ordering::SeqCst);
         self.health.restarts.fetch_add(1, Ordering::SeqCst);
         self.health.running.store(true, Ordering::SeqCst);
@@ -455,7 +480,27 @@ impl Worker {
         if needs_prefix_snapshot {
             sequence.set_prefill_boundary(prefix_len);
         }
+        // Planned even with the cache off: prefill chunks then end at the
+        // same passage boundaries, so that turning the cache on or off, or
+        // a hit or a miss, never changes the arithmetic of an answer.
+        if prefix_len > 0 && !request.passages.is_empty() {
+            let planned = plan(
+                &self.model.tokenizer,
+                &sequence,
+                PlanSettings { system_prefix_len: prefix_len, reuse: self.config.passage_reuse },
+                &request.passages,
+                &mut self.passage_cache,
+            )?;
+            sequence.plan_passages(planned);
+            self.publish_passage_stats();
+        }
         Ok((sequence, system_prefix.filter(|_| needs_prefix_snapshot), dropped))
+    }
+
+    fn publish_passage_stats(&self) {
+        // A std mutex held for a copy, never across anything else.
+        let stats = self.passage_cache.stats();
+        *self.health.passage_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = stats;
     }
 
     /// Runs one step of a generation; returns it if it is not finished.
@@ -495,6 +540,13 @@ impl Worker {
                 return None;
             }
         };
+        let computed = active.sequence.take_computed_passages();
+        if !computed.is_empty() {
+            for (key, kv) in computed {
+                self.passage_cache.insert(key, kv);
+            }
+            self.publish_passage_stats();
+        }
         if let Some(prefix) = &active.system_prefix {
             if active.sequence.cache().len() >= prefix.len() {
                 self.remember_prefix(prefix.clone(), &active.sequence);
@@ -571,6 +623,7 @@ fn stats(active: &Active, reason: FinishReason) -> GenerationStats {
         finish_reason: reason,
         prompt_tokens: active.sequence.prompt().len(),
         reused_tokens: active.sequence.reused_tokens(),
+        passage_tokens_reused: active.sequence.passage_tokens_reused(),
         generated_tokens: generated,
         queued_ms: ms(active.started.saturating_duration_since(active.job.submitted)),
         ttft_ms: active

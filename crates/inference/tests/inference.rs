@@ -11,9 +11,12 @@ use shopchat_inference::registry::ModelRegistry;
 use shopchat_inference::tokenizer::{Tokenizer, Utf8Stream};
 use shopchat_inference::{
     spawn_worker, Error, Fault, FetchOptions, FinishReason, Generation, GenerationEvent,
-    GenerationRequest, GenerationStats, LanguageModel, LoadConfig, Progress, Prompt,
+    GenerationRequest, GenerationStats, LanguageModel, LoadConfig, PassageReuse, Progress, Prompt,
     SamplingConfig, WorkerConfig, WorkerHandle,
 };
+
+#[path = "inference/passage_cache.rs"]
+mod passage_cache;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -46,7 +49,12 @@ fn worker(config: WorkerConfig) -> WorkerHandle {
 }
 
 fn request(prompt: Prompt, max_tokens: usize) -> GenerationRequest {
-    GenerationRequest { prompt, sampling: SamplingConfig::greedy(max_tokens), conversation: None }
+    GenerationRequest {
+        prompt,
+        sampling: SamplingConfig::greedy(max_tokens),
+        conversation: None,
+        passages: Vec::new(),
+    }
 }
 
 fn chat(system: Option<&str>, user: &str) -> Prompt {
@@ -171,7 +179,11 @@ fn seeded_sampling_is_reproducible() {
             max_tokens: 30,
         };
         let prompt = chat(None, "Tell me something about socks.");
-        run(&worker, GenerationRequest { prompt, sampling, conversation: None }).text
+        run(
+            &worker,
+            GenerationRequest { prompt, sampling, conversation: None, passages: Vec::new() },
+        )
+        .text
     };
     assert_eq!(sampled(7), sampled(7));
 }

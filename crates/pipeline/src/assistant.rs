@@ -453,6 +453,7 @@ impl Assistant {
             prompt: Prompt::Chat(messages.clone()),
             sampling,
             conversation: turn.conversation.map(|key| format!("{}/{key}", model.name)),
+            passages: passages.iter().map(|p| p.text.clone()).collect(),
         };
         let generation = match model.worker.submit(request) {
             Ok(generation) => generation,

@@ -157,6 +157,7 @@ fn warm_up(model: &ChatModel, prompt: &PromptTemplate) {
         prompt: Prompt::Chat(messages),
         sampling: SamplingConfig::greedy(1),
         conversation: None,
+        passages: Vec::new(),
     };
     match model.worker.submit(request) {
         // Waited for on a thread of its own: `load` may be called from async

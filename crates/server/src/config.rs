@@ -160,6 +160,12 @@ pub struct ModelsSection {
     /// many more may wait before a question is answered `busy`.
     pub embedding_at_once: Option<usize>,
     pub embedding_queue: Option<usize>,
+    /// Memory for retrieved passages' attention caches reused across
+    /// answers, per chat model, in MiB; 0 turns the reuse off.
+    pub passage_cache_mb: Option<usize>,
+    /// `exact` (the default: answers as without the cache) or `moved`
+    /// (passages reused in any order; faster, answers change).
+    pub passage_reuse: Option<shopchat_inference::PassageReuse>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +284,12 @@ impl ConfigFile {
         }
         if let Some(n) = models.embedding_queue {
             config.assistant.query_embedding.waiting = n;
+        }
+        if let Some(mb) = models.passage_cache_mb {
+            config.assistant.worker.passage_cache_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        if let Some(reuse) = models.passage_reuse {
+            config.assistant.worker.passage_reuse = reuse;
         }
         let target = &mut config.limits;
         if let Some(chars) = limits.max_message_chars {

@@ -147,6 +147,33 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     let _ = writeln!(out, "# TYPE shopchat_worker_restarts_total counter");
     let _ = writeln!(out, "shopchat_worker_restarts_total {restarts}");
+    let passages = state
+        .assistant
+        .models()
+        .iter()
+        .map(|m| m.worker.passage_cache_stats())
+        .fold((0, 0, 0), |(hits, misses, bytes), s| {
+            (hits + s.hits, misses + s.misses, bytes + s.bytes)
+        });
+    for (name, kind, help, value) in [
+        (
+            "hits_total",
+            "counter",
+            "Passages whose kept attention cache stood in for computing them.",
+            passages.0 as f64,
+        ),
+        (
+            "misses_total",
+            "counter",
+            "Passages computed because no kept cache matched.",
+            passages.1 as f64,
+        ),
+        ("bytes", "gauge", "Memory held by kept passage caches.", passages.2 as f64),
+    ] {
+        let _ = writeln!(out, "# HELP shopchat_passage_cache_{name} {help}");
+        let _ = writeln!(out, "# TYPE shopchat_passage_cache_{name} {kind}");
+        let _ = writeln!(out, "shopchat_passage_cache_{name} {value}");
+    }
     let _ = writeln!(
         out,
         "# HELP shopchat_query_embeddings_waiting Shopper questions waiting for the query embedder."

@@ -1304,6 +1304,12 @@ async fn health_readiness_metrics_and_a_clean_shutdown() {
     let (mut shopper, _) = Shopper::join(addr, "en").await;
     let answer = shopper.ask("m-1", UK_DELIVERY).await;
     assert!(answer.timings.ttft_ms.is_some(), "a model answered: {answer:#?}");
+    // The same question from another shopper: its passages come from the
+    // passage cache, and the answer is the same.
+    let (mut other, _) = Shopper::join(addr, "en").await;
+    let again = other.ask("m-1", UK_DELIVERY).await;
+    assert_eq!(again.text, answer.text);
+    drop(other);
 
     let metrics = http(addr, "GET", "/metrics", &[], None).await;
     assert_eq!(metrics.status, 200);
@@ -1321,6 +1327,10 @@ async fn health_readiness_metrics_and_a_clean_shutdown() {
     assert!(answers.is_some_and(|n| n >= 1.0), "{answers:?} in\n{metrics}");
     let timed = metric_sum(&metrics, "shopchat_ttft_seconds_bucket", Some(r#"le="+Inf""#));
     assert!(timed.is_some_and(|n| n >= 1.0), "{timed:?} in\n{metrics}");
+    for name in ["shopchat_passage_cache_hits_total", "shopchat_passage_cache_bytes"] {
+        let value = metric_sum(&metrics, name, None);
+        assert!(value.is_some_and(|n| n > 0.0), "{name} {value:?} in\n{metrics}");
+    }
 
     // Shutting down tells the connected shopper to come back later (1001).
     let (stopped, code) = tokio::join!(
