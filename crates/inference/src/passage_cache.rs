@@ -207,17 +207,28 @@ pub fn plan(
     cache: &mut PassageCache,
 ) -> Result<Vec<PlannedPassage>> {
     let prompt = sequence.prompt();
-    let mut candidates = Vec::with_capacity(texts.len() * 2);
+    // Each text in the forms it may take inside the prompt, longest first.
+    // A passage usually follows a space ("[1] text"), which byte-level
+    // tokenizers fold into its first token; and some tokenizers (Qwen's)
+    // fold the newlines after it into its last one (".\n\n"), which then
+    // belongs to the template words after it and is computed with them.
+    const FORMS: usize = 4;
+    let mut candidates = Vec::with_capacity(texts.len() * FORMS);
     for text in texts.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        // Inside a prompt a passage usually follows a space ("[1] text"),
-        // which byte-level tokenizers fold into its first token; the
-        // exact-token match keeps whichever form is really there.
-        candidates.push(tokenizer.encode_untrusted(&format!(" {text}"))?);
-        candidates.push(tokenizer.encode_untrusted(text)?);
+        let spaced = tokenizer.encode_untrusted(&format!(" {text}"))?;
+        let bare = tokenizer.encode_untrusted(text)?;
+        let all_but_last = |tokens: &[u32]| tokens[..tokens.len().saturating_sub(1)].to_vec();
+        let shortened = [all_but_last(&spaced), all_but_last(&bare)];
+        candidates.extend([spaced, bare]);
+        candidates.extend(shortened);
     }
     let prefix_len = settings.system_prefix_len;
     let from = sequence.cache().len().max(prefix_len);
-    let located = locate(prompt, from, &candidates);
+    let mut placed = vec![false; candidates.len() / FORMS];
+    let located: Vec<(usize, usize)> = locate(prompt, from, &candidates)
+        .into_iter()
+        .filter(|&(_, index)| !std::mem::replace(&mut placed[index / FORMS], true))
+        .collect();
     let first = located.first().map_or(0, |&(at, _)| at);
     let moved = settings.reuse == PassageReuse::Moved
         && first.saturating_sub(prefix_len) <= MAX_PASSAGE_HEADER_TOKENS;

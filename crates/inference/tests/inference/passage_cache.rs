@@ -2,7 +2,7 @@
 //! nothing moved, close where passages moved, and never served stale.
 
 use shopchat_inference::kv_cache::PassageKv;
-use shopchat_inference::passage_cache::locate;
+use shopchat_inference::passage_cache::{locate, plan, PassageCache, PlanSettings};
 
 use super::*;
 
@@ -212,4 +212,30 @@ fn moved_reuse_serves_passages_in_any_order_and_answers_never_depend_on_the_cach
     let (again, _) = ask(&worker, &[0, 1, 2], "How long does delivery take?");
     assert_eq!(again, first_text);
     assert_eq!(ask(&moved(), &[0, 1, 2], "How long does delivery take?").0, first_text);
+}
+
+#[test]
+fn passages_are_found_though_a_tokenizer_joins_their_last_token_with_the_newlines() {
+    // Qwen's tokenizer writes "faulty.\n\n" as "faulty" + ".\n\n": the
+    // passage's own last token is not in the prompt.
+    let path = model_path("qwen2.5-coder-0.5b");
+    let qwen = LanguageModel::load(&path, &LoadConfig { max_context: Some(1024) }).unwrap();
+    let messages = rag_messages(&[0, 1, 2], "How long does delivery take?");
+    let fitted = qwen.fit_chat(&messages, 8).unwrap();
+    let sequence = shopchat_inference::generate::Sequence::new(
+        fitted.tokens,
+        qwen.transformer().new_cache(),
+        SamplingConfig::greedy(8),
+    )
+    .unwrap();
+    let texts: Vec<String> = PASSAGES.iter().map(|p| p.to_string()).collect();
+    let settings =
+        PlanSettings { system_prefix_len: fitted.system_prefix_len, reuse: PassageReuse::Moved };
+    let mut cache = PassageCache::new(1 << 20);
+    let planned = plan(qwen.tokenizer(), &sequence, settings, &texts, &mut cache).unwrap();
+    assert_eq!(planned.len(), 3, "every passage is found");
+    for passage in &planned {
+        let tokens = passage.key.tokens();
+        assert_eq!(&sequence.prompt()[passage.at..passage.at + tokens.len()], tokens);
+    }
 }
