@@ -7,7 +7,8 @@
 //! - [`registry`]: the model manifest, installed files, fetching with
 //!   verification; [`quantize`]: re-quantizing at install time.
 //! - [`model`]: the transformer for llama-family GGUFs, with an attention
-//!   cache kept outside the weights.
+//!   cache ([`kv_cache`]) kept outside the weights; [`passage_cache`]:
+//!   retrieved passages' keys and values kept between answers.
 //! - [`tokenizer`] and [`template`]: prompt text to tokens, never letting
 //!   untrusted text become control tokens; token bytes back to UTF-8.
 //! - [`generate`]: sampling and one generation's step-by-step state.
