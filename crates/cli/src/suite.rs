@@ -319,7 +319,7 @@ pub struct RunArgs {
     data_dir: PathBuf,
     /// Memory for retrieved passages' attention caches reused across
     /// answers, in MiB; 0 computes every passage for every answer.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 0)]
     passage_cache_mb: usize,
     /// `exact` or `moved`: see `shopchat ask --help`.
     #[arg(long, default_value = "exact")]

@@ -41,8 +41,8 @@ use crate::tokenizer::Tokenizer;
 /// than to look up, copy and hold.
 pub const MIN_PASSAGE_TOKENS: usize = 16;
 
-/// What a kept passage is: the system prompt it was computed after (as a
-/// hash of its tokens) and its own tokens.
+/// What a kept passage is: the prompt tokens it was computed after (as a
+/// 64-bit hash) and its own tokens (in full).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PassageKey {
     context: u64,
@@ -50,9 +50,9 @@ pub struct PassageKey {
 }
 
 impl PassageKey {
-    pub fn new(system_prefix: &[u32], tokens: &[u32]) -> Self {
+    pub fn new(context: &[u32], tokens: &[u32]) -> Self {
         let mut hasher = DefaultHasher::new();
-        system_prefix.hash(&mut hasher);
+        context.hash(&mut hasher);
         Self { context: hasher.finish(), tokens: tokens.to_vec() }
     }
 
@@ -336,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn another_system_prompt_or_a_zero_budget_keeps_nothing_shared() {
+    fn another_context_or_a_zero_budget_keeps_nothing_shared() {
         let mut cache = PassageCache::new(1 << 20);
         let passage = tokens(0..20);
         cache.insert(PassageKey::new(&[1], &passage), cut(20));

@@ -47,7 +47,8 @@ pub struct WorkerConfig {
     /// Memory for caches kept between requests; least recently used go first.
     pub cache_budget_bytes: usize,
     /// Memory for retrieved passages' caches reused across answers (see
-    /// `passage_cache.rs`); 0 computes every passage every time.
+    /// `passage_cache.rs`); 0, the default, computes every passage every
+    /// time.
     pub passage_cache_bytes: usize,
     pub passage_reuse: PassageReuse,
 }
@@ -59,7 +60,10 @@ impl WorkerConfig {
             max_active: 4,
             prefill_chunk: 128,
             cache_budget_bytes: 512 * 1024 * 1024,
-            passage_cache_bytes: 256 * 1024 * 1024,
+            // Off by default: with it on, prefill chunks end at passage
+            // boundaries, which moves the greedy answers of the 135M model
+            // (docs/performance.md); a shop turns it on in shopchat.toml.
+            passage_cache_bytes: 0,
             passage_reuse: PassageReuse::Exact,
         }
     }
@@ -480,10 +484,10 @@ impl Worker {
         if needs_prefix_snapshot {
             sequence.set_prefill_boundary(prefix_len);
         }
-        // Planned even with the cache off: prefill chunks then end at the
-        // same passage boundaries, so that turning the cache on or off, or
-        // a hit or a miss, never changes the arithmetic of an answer.
-        if prefix_len > 0 && !request.passages.is_empty() {
+        // With the cache on, prefill chunks end at passage boundaries, so a
+        // hit or a miss never changes the arithmetic of an answer; with it
+        // off, the prompt is computed as it always was.
+        if prefix_len > 0 && self.passage_cache.is_enabled() && !request.passages.is_empty() {
             let planned = plan(
                 &self.model.tokenizer,
                 &sequence,

@@ -1293,7 +1293,10 @@ async fn a_panic_in_the_model_fails_one_answer_and_the_server_stays_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_a_clean_shutdown() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|config| {
+        config.assistant.worker.passage_cache_bytes = 256 << 20;
+    })
+    .await;
     let addr = server.addr;
 
     let health = http(addr, "GET", "/healthz", &[], None).await;

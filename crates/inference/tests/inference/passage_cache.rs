@@ -150,27 +150,41 @@ fn ask(worker: &WorkerHandle, order: &[usize], question: &str) -> (String, Gener
     (outcome.text, outcome.stats.expect("finished"))
 }
 
+/// A worker that keeps passages, reused as `reuse` says.
+fn kept(reuse: PassageReuse) -> WorkerConfig {
+    WorkerConfig {
+        passage_cache_bytes: 256 << 20,
+        passage_reuse: reuse,
+        ..WorkerConfig::standard()
+    }
+}
+
 fn passage_lengths() -> Vec<usize> {
     passage_tokens(&smollm2()).iter().map(Vec::len).collect()
 }
 
 #[test]
 fn exact_reuse_serves_passages_after_the_same_tokens_and_changes_no_answer() {
-    let worker = worker(WorkerConfig::standard());
+    let worker = worker(kept(PassageReuse::Exact));
     let lengths = passage_lengths();
     let (first_text, first) = ask(&worker, &[0, 1, 2], "How long does delivery take?");
     assert_eq!(first.passage_tokens_reused, 0, "nothing is kept before the first answer");
 
     // The same passages in the same order: all three come from the cache
-    // with the template words before each, and the answer is the one
-    // computed without any cache.
+    // with the template words before each, and the answer is the one a
+    // fresh worker computes.
     let (again, stats) = ask(&worker, &[0, 1, 2], "How long does delivery take?");
     let all_three = stats.passage_tokens_reused;
     assert!(all_three > lengths.iter().sum::<usize>(), "reused {all_three}");
     assert_eq!(again, first_text);
-    let off = super::worker(WorkerConfig { passage_cache_bytes: 0, ..WorkerConfig::standard() });
-    let (uncached, stats) = ask(&off, &[0, 1, 2], "How long does delivery take?");
-    assert_eq!((uncached, stats.passage_tokens_reused), (first_text, 0));
+    let fresh = super::worker(kept(PassageReuse::Exact));
+    let (cold, stats) = ask(&fresh, &[0, 1, 2], "How long does delivery take?");
+    assert_eq!((cold, stats.passage_tokens_reused), (first_text, 0));
+    // Off (the default), nothing is kept.
+    let off = super::worker(WorkerConfig::standard());
+    for _ in 0..2 {
+        assert_eq!(ask(&off, &[0, 1, 2], "Hi?").1.passage_tokens_reused, 0);
+    }
 
     // Another question on the same first two passages reuses those two;
     // another order reuses nothing, since what came before differs.
@@ -195,12 +209,7 @@ fn exact_reuse_serves_passages_after_the_same_tokens_and_changes_no_answer() {
 
 #[test]
 fn moved_reuse_serves_passages_in_any_order_and_answers_never_depend_on_the_cache() {
-    let moved = || {
-        super::worker(WorkerConfig {
-            passage_reuse: PassageReuse::Moved,
-            ..WorkerConfig::standard()
-        })
-    };
+    let moved = || super::worker(kept(PassageReuse::Moved));
     let worker = moved();
     let (first_text, first) = ask(&worker, &[0, 1, 2], "How long does delivery take?");
     assert_eq!(first.passage_tokens_reused, 0);
