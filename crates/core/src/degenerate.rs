@@ -169,30 +169,6 @@ pub fn is_looping(text: &str) -> bool {
     false
 }
 
-/// Where the text starts copying the prompt's list of passages: a line
-/// that opens with a passage marker (`[4] ...`, `- [2] ...`) after the
-/// answer has begun. An answer cites inside its sentences; a line that
-/// starts with a marker is the model writing the next passage of the list
-/// it was given, never part of the answer. Returns the byte offset where
-/// that line starts, so the text before it can stand as the answer.
-pub fn passage_copy_start(text: &str) -> Option<usize> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
-        if start == 0 || text[..start].trim().is_empty() {
-            continue;
-        }
-        let opening = line.trim_start().trim_start_matches(['-', '*', '•']).trim_start();
-        let Some(rest) = opening.strip_prefix('[') else { continue };
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits > 0 && rest[digits..].starts_with(']') {
-            return Some(start);
-        }
-    }
-    None
-}
-
 fn strip_citations(text: &str) -> String {
     crate::check::CITATION.replace_all(text, "").into_owned()
 }
@@ -340,19 +316,5 @@ mod tests {
     #[test]
     fn citations_are_not_words() {
         assert_eq!(strip_citations("Yes [1], see 【2】 and [a]."), "Yes , see  and [a].");
-    }
-
-    #[test]
-    fn a_line_opening_with_a_passage_marker_after_the_answer_is_a_copy_of_the_list() {
-        let text = "Yes, exchanges are free of charge [1].\n\n[4] - You can exchange an item";
-        let start = passage_copy_start(text).unwrap();
-        assert_eq!(text[..start].trim(), "Yes, exchanges are free of charge [1].");
-        assert!(passage_copy_start("Free [2].\n- [3] Returns are").is_some());
-        // Citations inside sentences, a marker opening the answer itself and
-        // a numbered list are answers, not copies.
-        assert_eq!(passage_copy_start("[1] says delivery takes 3 days."), None);
-        assert_eq!(passage_copy_start("Delivery takes 3 days [1].\nReturns: 30 days [2]."), None);
-        assert_eq!(passage_copy_start("Steps:\n1. Log in\n2. Open orders"), None);
-        assert_eq!(passage_copy_start("\n\n[2] Returns are free."), None);
     }
 }

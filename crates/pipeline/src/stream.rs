@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use shopchat_core::check::AllowedFacts;
-use shopchat_core::degenerate::{is_looping, passage_copy_start};
+use shopchat_core::degenerate::is_looping;
 use shopchat_core::extract::{Aliases, Extract};
 use shopchat_core::prompt::{cited_passages, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
@@ -43,8 +43,6 @@ pub struct AnswerStream {
     text: String,
     done: bool,
     /// Stopped by us because the text fell into a loop, not by the shopper.
-    /// The generation was stopped because its text went wrong (a loop, a
-    /// copy of the passage list), not by the shopper.
     looped: bool,
 }
 
@@ -128,15 +126,6 @@ impl AnswerStream {
                 if !self.looped && is_looping(&self.text) {
                     self.looped = true;
                     self.setup.generation.stop();
-                }
-                // The answer is over once the model starts writing out the
-                // next passage of its prompt: keep what came before.
-                if !self.looped {
-                    if let Some(start) = passage_copy_start(&self.text) {
-                        self.text.truncate(start);
-                        self.looped = true;
-                        self.setup.generation.stop();
-                    }
                 }
                 return Some(StreamEvent::Delta(delta));
             }
