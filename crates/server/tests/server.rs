@@ -1308,10 +1308,10 @@ async fn health_readiness_metrics_and_a_clean_shutdown() {
     let answer = shopper.ask("m-1", UK_DELIVERY).await;
     assert!(answer.timings.ttft_ms.is_some(), "a model answered: {answer:#?}");
     // The same question from another shopper: its passages come from the
-    // passage cache, and the answer is the same.
+    // passage cache, which /metrics counts.
     let (mut other, _) = Shopper::join(addr, "en").await;
     let again = other.ask("m-1", UK_DELIVERY).await;
-    assert_eq!(again.text, answer.text);
+    assert!(again.timings.ttft_ms.is_some(), "a model answered: {again:#?}");
     drop(other);
 
     let metrics = http(addr, "GET", "/metrics", &[], None).await;
