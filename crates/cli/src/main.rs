@@ -247,8 +247,11 @@ fn list_models(registry: &ModelRegistry) -> Result<()> {
 
 fn load(registry: &ModelRegistry, model: &ModelArg) -> Result<LanguageModel> {
     let path = registry.resolve_chat_model(&model.model)?;
-    LanguageModel::load(&path, &LoadConfig { max_context: Some(model.max_context) })
-        .with_context(|| format!("loading {}", path.display()))
+    LanguageModel::load(
+        &path,
+        &LoadConfig { max_context: Some(model.max_context), ..LoadConfig::default() },
+    )
+    .with_context(|| format!("loading {}", path.display()))
 }
 
 fn generate(registry: &ModelRegistry, args: GenerateArgs) -> Result<()> {
@@ -341,6 +344,7 @@ fn bench_model(registry: &ModelRegistry, args: BenchArgs) -> Result<()> {
     } else {
         println!("model            {}", report.model);
         println!("threads          {}", report.threads);
+        println!("kernels          {}", report.kernels);
         println!("load             {:.2} s", report.load_s);
         println!("prompt           {} tokens", report.prompt_tokens);
         println!("prefill          {:.1} tokens/s", report.prefill_tps);

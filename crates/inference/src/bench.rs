@@ -47,6 +47,8 @@ pub struct BenchReport {
     pub ttft_passages_moved_ms: f64,
     pub peak_rss_mb: f64,
     pub threads: usize,
+    /// The kernel set chosen (`avx2`, `scalar`) and how many matrices it runs.
+    pub kernels: String,
 }
 
 const PASSAGES: &[&str] = &[
@@ -204,6 +206,7 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
         ttft_passages_moved_ms: median(moved),
         peak_rss_mb: peak_rss_mb(),
         threads: candle_core::utils::get_num_threads(),
+        kernels: model.transformer().kernels().to_string(),
     })
 }
 

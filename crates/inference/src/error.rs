@@ -56,6 +56,9 @@ pub enum Error {
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 
+    #[error("model computation failed: {0}")]
+    Kernel(#[from] shopchat_kernels::MatmulError),
+
     #[error("{context}: {source}")]
     Io {
         context: String,

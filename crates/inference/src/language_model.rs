@@ -9,13 +9,17 @@ use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Transformer};
 use crate::template::{ChatTemplate, RenderOptions};
 use crate::tokenizer::Tokenizer;
+use shopchat_kernels::KernelSet;
 
 /// Settings for loading a model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadConfig {
     /// Longest conversation in tokens; `None` keeps the model's own limit.
     /// Smaller limits keep attention cheap and memory bounded.
     pub max_context: Option<usize>,
+    /// The matrix kernels to run; `None` takes `SHOPCHAT_KERNELS`, or the
+    /// fastest this CPU has. Every set computes the same bits.
+    pub kernels: Option<KernelSet>,
 }
 
 /// Control tokens that end an assistant turn in the chat formats we know.
@@ -57,7 +61,7 @@ impl LanguageModel {
                 reason: "no such file".into(),
             });
         }
-        let (transformer, content) = Transformer::load(path, config.max_context)?;
+        let (transformer, content) = Transformer::load(path, config)?;
         let tokenizer = Tokenizer::for_gguf(path, &content)?;
         let token_text =
             |id: Option<u32>| id.map(|id| tokenizer.decode_special(id)).unwrap_or_default();

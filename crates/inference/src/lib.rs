@@ -7,7 +7,8 @@
 //! - [`registry`]: the model manifest, installed files, fetching with
 //!   verification; [`quantize`]: re-quantizing at install time.
 //! - [`model`]: the transformer for llama-family GGUFs, with an attention
-//!   cache ([`kv_cache`]) kept outside the weights; [`passage_cache`]:
+//!   cache ([`kv_cache`]) kept outside the weights; its matrices run on
+//!   `shopchat-kernels` where that crate has the block format (`linear`); [`passage_cache`]:
 //!   retrieved passages' keys and values kept between answers.
 //! - [`tokenizer`] and [`template`]: prompt text to tokens, never letting
 //!   untrusted text become control tokens; token bytes back to UTF-8.
@@ -31,6 +32,7 @@ mod error;
 pub mod generate;
 pub mod kv_cache;
 mod language_model;
+mod linear;
 pub mod model;
 pub mod passage_cache;
 pub mod quantize;
@@ -45,6 +47,7 @@ pub use error::{Error, Result};
 pub use generate::{FinishReason, SamplingConfig};
 pub use language_model::{FittedPrompt, LanguageModel, LoadConfig};
 pub use registry::{FetchOptions, ModelRegistry, Progress, Quantization};
+pub use shopchat_kernels::KernelSet;
 pub use worker::{
     spawn_worker, Fault, Generation, GenerationEvent, GenerationRequest, GenerationStats,
     PassageReuse, Prompt, Stopper, WorkerConfig, WorkerHandle,

@@ -12,15 +12,34 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 use shopchat_core::embed::dot;
 
+use shopchat_kernels::{KernelSet, ThreadPool};
+
 use crate::error::{Error, Result};
 pub use crate::kv_cache::KvCache;
 use crate::kv_cache::RopeShift;
+use crate::language_model::LoadConfig;
+use crate::linear::{Kernels, Linear};
+
+/// Which kernels a loaded model runs (see [`Transformer::kernels`]).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelReport {
+    pub set: KernelSet,
+    /// Matrices our kernels multiply.
+    pub ours: usize,
+    pub matrices: usize,
+}
+
+impl std::fmt::Display for KernelReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} of {} matrices; the rest candle)", self.set, self.ours, self.matrices)
+    }
+}
 
 /// Shape and numerics of a model, read from GGUF metadata.
 #[derive(Debug, Clone)]
@@ -103,18 +122,18 @@ impl ModelConfig {
 }
 
 struct Attention {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     /// Qwen2 has biases on the query, key and value projections; llama has none.
     bias: Option<[Tensor; 3]>,
 }
 
 struct FeedForward {
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 struct Layer {
@@ -130,10 +149,11 @@ pub struct Transformer {
     embeddings: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     rope_shift: RopeShift,
+    kernels: Kernels,
     device: Device,
     /// Causal masks by (new tokens, cached tokens). Only prefill needs one, and
     /// the same shapes recur, so they are built once. A std mutex is enough:
@@ -144,13 +164,22 @@ pub struct Transformer {
 impl Transformer {
     /// Loads a GGUF file. `max_context` caps the rotary tables (and so the
     /// longest conversation) below the model's trained context when set.
-    pub fn load(path: &Path, max_context: Option<usize>) -> Result<(Self, gguf_file::Content)> {
+    pub fn load(path: &Path, load: &LoadConfig) -> Result<(Self, gguf_file::Content)> {
         let mut file = std::fs::File::open(path)
             .map_err(Error::io(format!("cannot open model file {}", path.display())))?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| Error::BadModelFile { path: path.to_owned(), reason: e.to_string() })?;
         let mut config = ModelConfig::from_gguf(&content, path)?;
-        if let Some(max) = max_context {
+        let kernels = match load.kernels {
+            Some(set) if set.is_supported() => set,
+            Some(set) => {
+                return Err(Error::InvalidSettings(format!(
+                    "this CPU cannot run the {set} kernels"
+                )))
+            }
+            None => KernelSet::from_env().map_err(|e| Error::InvalidSettings(e.to_string()))?,
+        };
+        if let Some(max) = load.max_context {
             config.context_length = config.context_length.min(max);
         }
         let device = Device::Cpu;
@@ -174,8 +203,8 @@ impl Transformer {
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let p = format!("blk.{i}");
-            let mut matmul = |name: &str| -> Result<QMatMul> {
-                Ok(QMatMul::from_qtensor(tensor(&format!("{p}.{name}"))?)?)
+            let mut matmul = |name: &str| -> Result<Linear> {
+                Linear::from_qtensor(tensor(&format!("{p}.{name}"))?)
             };
             let attention = Attention {
                 wq: matmul("attn_q.weight")?,
@@ -220,10 +249,11 @@ impl Transformer {
             embeddings,
             layers,
             norm,
-            output: QMatMul::from_qtensor(output)?,
+            output: Linear::from_qtensor(output)?,
             cos,
             sin,
             rope_shift,
+            kernels: Kernels { set: kernels, pool: ThreadPool::global() },
             device,
             masks: Mutex::new(HashMap::new()),
         };
@@ -232,6 +262,21 @@ impl Transformer {
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The matrix kernels this model runs, and how many of its matrices run
+    /// on them (the others, in block formats they lack, on candle's).
+    pub fn kernels(&self) -> KernelReport {
+        let mut matrices: Vec<&Linear> = vec![&self.output];
+        for layer in &self.layers {
+            let (a, f) = (&layer.attention, &layer.ffn);
+            matrices.extend([&a.wq, &a.wk, &a.wv, &a.wo, &f.gate, &f.up, &f.down]);
+        }
+        KernelReport {
+            set: self.kernels.set,
+            ours: matrices.iter().filter(|m| m.kernel_format().is_some()).count(),
+            matrices: matrices.len(),
+        }
     }
 
     /// Moves cached keys to other positions (see [`KvCache::append_moved`]).
@@ -270,16 +315,16 @@ impl Transformer {
             let h = self.attention(layer, index, &h, mask.as_ref(), &cos, &sin, cache)?;
             let x_attn = (h + residual)?;
             let h = layer.ffn_norm.forward(&x_attn)?;
-            let gate = layer.ffn.gate.forward(&h)?;
-            let up = layer.ffn.up.forward(&h)?;
-            let h = layer.ffn.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)?;
+            let [gate, up] = self.kernels.forward(&h, [&layer.ffn.gate, &layer.ffn.up])?;
+            let [h] =
+                self.kernels.forward(&(candle_nn::ops::silu(&gate)? * up)?, [&layer.ffn.down])?;
             x = (h + x_attn)?;
         }
         cache.len = start + seq_len;
         // Only the last position's logits are needed to pick the next token.
         let last = x.i((.., seq_len - 1, ..))?.contiguous()?;
         let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?;
+        let [logits] = self.kernels.forward(&last, [&self.output])?;
         Ok(logits.squeeze(0)?)
     }
 
@@ -297,9 +342,7 @@ impl Transformer {
         let c = &self.config;
         let (b, seq_len, n_embd) = x.dims3()?;
         let a = &layer.attention;
-        let mut q = a.wq.forward(x)?;
-        let mut k = a.wk.forward(x)?;
-        let mut v = a.wv.forward(x)?;
+        let [mut q, mut k, mut v] = self.kernels.forward(x, [&a.wq, &a.wk, &a.wv])?;
         if let Some([bq, bk, bv]) = &a.bias {
             q = q.broadcast_add(bq)?;
             k = k.broadcast_add(bk)?;
@@ -354,7 +397,8 @@ impl Transformer {
                 .transpose(1, 2)?
                 .reshape((b, seq_len, n_embd))?
         };
-        Ok(a.wo.forward(&y)?)
+        let [y] = self.kernels.forward(&y, [&a.wo])?;
+        Ok(y)
     }
 
     /// `mask[i][j]` is 1 where new token `i` must not see position `j`.

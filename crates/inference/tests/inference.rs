@@ -15,6 +15,8 @@ use shopchat_inference::{
     SamplingConfig, WorkerConfig, WorkerHandle,
 };
 
+#[path = "inference/kernels.rs"]
+mod kernels;
 #[path = "inference/passage_cache.rs"]
 mod passage_cache;
 
@@ -39,7 +41,13 @@ fn smollm2() -> Arc<LanguageModel> {
     MODEL
         .get_or_init(|| {
             let path = model_path("smollm2-135m:q8_0");
-            Arc::new(LanguageModel::load(&path, &LoadConfig { max_context: Some(2048) }).unwrap())
+            Arc::new(
+                LanguageModel::load(
+                    &path,
+                    &LoadConfig { max_context: Some(2048), ..LoadConfig::default() },
+                )
+                .unwrap(),
+            )
         })
         .clone()
 }
@@ -112,8 +120,13 @@ fn greedy_answers_match_llama_cpp_on_the_original_file() {
     )
     .unwrap();
     let path = model_path("smollm2-135m");
-    let model =
-        Arc::new(LanguageModel::load(&path, &LoadConfig { max_context: Some(1024) }).unwrap());
+    let model = Arc::new(
+        LanguageModel::load(
+            &path,
+            &LoadConfig { max_context: Some(1024), ..LoadConfig::default() },
+        )
+        .unwrap(),
+    );
     let worker = spawn_worker(
         model.clone(),
         WorkerConfig { prefill_chunk: 512, ..WorkerConfig::standard() },
@@ -386,8 +399,10 @@ fn conversations_share_the_computed_system_prompt() {
 #[test]
 fn context_overflow_drops_the_oldest_turns_and_never_crashes() {
     let path = model_path("smollm2-135m:q8_0");
-    let small =
-        Arc::new(LanguageModel::load(&path, &LoadConfig { max_context: Some(256) }).unwrap());
+    let small = Arc::new(
+        LanguageModel::load(&path, &LoadConfig { max_context: Some(256), ..LoadConfig::default() })
+            .unwrap(),
+    );
     let worker = spawn_worker(small, WorkerConfig::standard()).unwrap();
     let mut messages = vec![ChatMessage::system("You are a shop assistant.")];
     for i in 0..12 {
@@ -422,7 +437,10 @@ fn missing_and_corrupt_model_files_are_clear_errors() {
 
     let corrupt = dir.path().join("corrupt.gguf");
     std::fs::write(&corrupt, b"GGUF but not really a model file at all").unwrap();
-    let error = LanguageModel::load(&corrupt, &LoadConfig { max_context: None }).err().unwrap();
+    let error =
+        LanguageModel::load(&corrupt, &LoadConfig { max_context: None, ..LoadConfig::default() })
+            .err()
+            .unwrap();
     assert!(matches!(error, Error::BadModelFile { .. }), "{error}");
     assert!(Tokenizer::load(&corrupt).is_err());
 }

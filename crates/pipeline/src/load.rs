@@ -400,7 +400,10 @@ fn load_chat_model(
         Some(found) => found,
         None => (spec.to_owned(), registry.resolve_chat_model(spec)?),
     };
-    let model = LanguageModel::load(&path, &LoadConfig { max_context: Some(config.max_context) })?;
+    let model = LanguageModel::load(
+        &path,
+        &LoadConfig { max_context: Some(config.max_context), ..LoadConfig::default() },
+    )?;
     tracing::debug!(model = %name, path = %path.display(), "weights loaded");
     Ok((name, model))
 }

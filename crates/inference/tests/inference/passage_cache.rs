@@ -228,7 +228,11 @@ fn passages_are_found_though_a_tokenizer_joins_their_last_token_with_the_newline
     // Qwen's tokenizer writes "faulty.\n\n" as "faulty" + ".\n\n": the
     // passage's own last token is not in the prompt.
     let path = model_path("qwen2.5-coder-0.5b");
-    let qwen = LanguageModel::load(&path, &LoadConfig { max_context: Some(1024) }).unwrap();
+    let qwen = LanguageModel::load(
+        &path,
+        &LoadConfig { max_context: Some(1024), ..LoadConfig::default() },
+    )
+    .unwrap();
     let messages = rag_messages(&[0, 1, 2], "How long does delivery take?");
     let fitted = qwen.fit_chat(&messages, 8).unwrap();
     let sequence = shopchat_inference::generate::Sequence::new(

@@ -1,0 +1,146 @@
+//! GGUF weight block layouts, read from a file's bytes, and the int8 block
+//! the activations are quantized to.
+//!
+//! Every weight block here has alignment 1 (scales kept as raw `f16` bytes),
+//! so blocks are built from bytes in safe code and SIMD loads are unaligned.
+
+use half::f16;
+
+/// Values per block of the 32-value formats.
+pub(crate) const QK: usize = 32;
+
+/// The weight formats these kernels compute with. Others stay with candle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Q4_0,
+    Q5_0,
+    Q8_0,
+}
+
+impl Format {
+    /// Values per block.
+    pub fn block_values(self) -> usize {
+        QK
+    }
+
+    /// Bytes per block in a GGUF file.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Format::Q4_0 => 18,
+            Format::Q5_0 => 22,
+            Format::Q8_0 => 34,
+        }
+    }
+}
+
+fn scale(bytes: [u8; 2]) -> f32 {
+    f16::from_bits(u16::from_le_bytes(bytes)).to_f32()
+}
+
+/// A 32-value weight block: its scale and its values as signed integers.
+/// The scalar kernels read blocks through this trait; the SIMD kernels unpack
+/// the same bits with vector instructions and are tested against it.
+pub(crate) trait Block32: Copy + Send + Sync + 'static {
+    const FORMAT: Format;
+    fn from_bytes(bytes: &[u8]) -> Self;
+    fn scale(&self) -> f32;
+    /// The block's values, `value * scale` being the weight.
+    fn values(&self) -> [i8; QK];
+}
+
+/// `d * q`, q in -128..=127.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ8_0 {
+    pub d: [u8; 2],
+    pub qs: [i8; QK],
+}
+
+impl Block32 for BlockQ8_0 {
+    const FORMAT: Format = Format::Q8_0;
+    fn from_bytes(b: &[u8]) -> Self {
+        let mut qs = [0i8; QK];
+        for (q, &byte) in qs.iter_mut().zip(&b[2..2 + QK]) {
+            *q = byte as i8;
+        }
+        Self { d: [b[0], b[1]], qs }
+    }
+    fn scale(&self) -> f32 {
+        scale(self.d)
+    }
+    fn values(&self) -> [i8; QK] {
+        self.qs
+    }
+}
+
+/// `d * (q - 8)`, q a nibble: values 0..16 in the low nibbles, 16..32 in
+/// the high ones.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ4_0 {
+    pub d: [u8; 2],
+    pub qs: [u8; QK / 2],
+}
+
+impl Block32 for BlockQ4_0 {
+    const FORMAT: Format = Format::Q4_0;
+    fn from_bytes(b: &[u8]) -> Self {
+        let mut qs = [0u8; QK / 2];
+        qs.copy_from_slice(&b[2..2 + QK / 2]);
+        Self { d: [b[0], b[1]], qs }
+    }
+    fn scale(&self) -> f32 {
+        scale(self.d)
+    }
+    fn values(&self) -> [i8; QK] {
+        let mut v = [0i8; QK];
+        for (j, &q) in self.qs.iter().enumerate() {
+            v[j] = (q & 0x0F) as i8 - 8;
+            v[j + QK / 2] = (q >> 4) as i8 - 8;
+        }
+        v
+    }
+}
+
+/// `d * (q - 16)`, q five bits: the nibbles as in Q4_0, the fifth bit of
+/// value j in bit j of `qh`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ5_0 {
+    pub d: [u8; 2],
+    pub qh: [u8; 4],
+    pub qs: [u8; QK / 2],
+}
+
+impl Block32 for BlockQ5_0 {
+    const FORMAT: Format = Format::Q5_0;
+    fn from_bytes(b: &[u8]) -> Self {
+        let mut qs = [0u8; QK / 2];
+        qs.copy_from_slice(&b[6..6 + QK / 2]);
+        Self { d: [b[0], b[1]], qh: [b[2], b[3], b[4], b[5]], qs }
+    }
+    fn scale(&self) -> f32 {
+        scale(self.d)
+    }
+    fn values(&self) -> [i8; QK] {
+        let qh = u32::from_le_bytes(self.qh);
+        let mut v = [0i8; QK];
+        for (j, &q) in self.qs.iter().enumerate() {
+            let high_low = (((qh >> j) & 1) << 4) as u8;
+            let high_high = (((qh >> (j + QK / 2)) & 1) << 4) as u8;
+            v[j] = ((q & 0x0F) | high_low) as i8 - 16;
+            v[j + QK / 2] = ((q >> 4) | high_high) as i8 - 16;
+        }
+        v
+    }
+}
+
+/// One block of a quantized activation row: `d * q`. `d` is kept as the f32
+/// value of an f16 (the precision GGUF's Q8_0 stores), so that a dot product
+/// computes exactly what a Q8_0 × Q8_0 product in another engine computes.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct ActBlock {
+    pub d: f32,
+    pub qs: [i8; QK],
+}

@@ -1,0 +1,245 @@
+//! A quantized weight matrix and its product with quantized activations.
+
+use crate::blocks::{ActBlock, Block32, BlockQ4_0, BlockQ5_0, BlockQ8_0, Format, QK};
+use crate::dispatch::KernelSet;
+use crate::pool::ThreadPool;
+use crate::quantize::Activations;
+use crate::scalar;
+
+/// Weight rows computed together: each activation block loaded is used for
+/// this many rows.
+const ROW_TILE: usize = 4;
+/// Activation rows computed together: each weight block loaded is used for
+/// this many tokens. `ROW_TILE * TOKEN_TILE` accumulators fit the sixteen
+/// AVX2 registers with room for the operands.
+const TOKEN_TILE: usize = 3;
+/// Tokens a thread walks through before moving to its next rows, so that
+/// their activations stay in the core's cache while the rows change.
+const TOKEN_CHUNK: usize = 48;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatmulError {
+    #[error("a {format:?} matrix of {rows} × {cols} needs {expected} bytes, got {got}")]
+    WrongSize { format: Format, rows: usize, cols: usize, expected: usize, got: usize },
+    #[error("{cols} columns are not whole {format:?} blocks of {block}")]
+    PartialBlock { format: Format, cols: usize, block: usize },
+    #[error("the input has {got} columns, the matrix {expected}")]
+    InputWidth { expected: usize, got: usize },
+    #[error("the output holds {got} values, {expected} are needed")]
+    OutputSize { expected: usize, got: usize },
+}
+
+enum Weights {
+    Q4_0(Vec<BlockQ4_0>),
+    Q5_0(Vec<BlockQ5_0>),
+    Q8_0(Vec<BlockQ8_0>),
+}
+
+/// A `rows × cols` weight matrix in its GGUF block format, row-major: the
+/// layout of a GGUF tensor of shape `[cols, rows]` (GGUF lists the
+/// innermost dimension first).
+pub struct QuantizedMatrix {
+    rows: usize,
+    cols: usize,
+    weights: Weights,
+}
+
+fn blocks_from<B: Block32>(bytes: &[u8]) -> Vec<B> {
+    bytes.chunks_exact(B::FORMAT.block_bytes()).map(B::from_bytes).collect()
+}
+
+impl QuantizedMatrix {
+    /// The matrix from a GGUF tensor's raw bytes.
+    pub fn from_bytes(
+        format: Format,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<QuantizedMatrix, MatmulError> {
+        let block = format.block_values();
+        if !cols.is_multiple_of(block) {
+            return Err(MatmulError::PartialBlock { format, cols, block });
+        }
+        let expected = rows * cols / block * format.block_bytes();
+        if bytes.len() != expected {
+            return Err(MatmulError::WrongSize { format, rows, cols, expected, got: bytes.len() });
+        }
+        let weights = match format {
+            Format::Q4_0 => Weights::Q4_0(blocks_from(bytes)),
+            Format::Q5_0 => Weights::Q5_0(blocks_from(bytes)),
+            Format::Q8_0 => Weights::Q8_0(blocks_from(bytes)),
+        };
+        Ok(QuantizedMatrix { rows, cols, weights })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn format(&self) -> Format {
+        match self.weights {
+            Weights::Q4_0(_) => Format::Q4_0,
+            Weights::Q5_0(_) => Format::Q5_0,
+            Weights::Q8_0(_) => Format::Q8_0,
+        }
+    }
+
+    /// `out[t * rows + r] = row r · input row t`, for every token of `acts`.
+    pub fn matmul(
+        &self,
+        acts: &Activations,
+        out: &mut [f32],
+        kernels: KernelSet,
+        pool: &ThreadPool,
+    ) -> Result<(), MatmulError> {
+        if acts.cols() != self.cols {
+            return Err(MatmulError::InputWidth { expected: self.cols, got: acts.cols() });
+        }
+        let expected = acts.tokens() * self.rows;
+        if out.len() != expected {
+            return Err(MatmulError::OutputSize { expected, got: out.len() });
+        }
+        let shape = Shape { rows: self.rows, blocks: self.cols / QK, tokens: acts.tokens() };
+        match &self.weights {
+            Weights::Q4_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+            Weights::Q5_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+            Weights::Q8_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Shape {
+    rows: usize,
+    blocks: usize,
+    tokens: usize,
+}
+
+/// The output, written from several threads at disjoint indices.
+struct SharedOutput {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: threads write through `ptr` only at indices no other thread
+// writes (see `product`), and the buffer outlives the pool job.
+unsafe impl Sync for SharedOutput {}
+
+impl SharedOutput {
+    fn write(&self, index: usize, value: f32) {
+        assert!(index < self.len);
+        // SAFETY: in bounds (checked above); `product` gives every index to
+        // exactly one thread, and the `&mut` it came from is not used while
+        // the job runs.
+        unsafe { *self.ptr.add(index) = value };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use crate::x86::Avx2Block as KernelBlock;
+#[cfg(not(target_arch = "x86_64"))]
+use Block32 as KernelBlock;
+
+/// Splits the rows over the pool; each thread computes its rows for every
+/// token, tile by tile.
+fn product<B: KernelBlock>(
+    weights: &[B],
+    acts: &[ActBlock],
+    shape: Shape,
+    out: &mut [f32],
+    kernels: KernelSet,
+    pool: &ThreadPool,
+) {
+    let Shape { rows, blocks, tokens } = shape;
+    let row_tiles = rows.div_ceil(ROW_TILE);
+    let parts = pool.threads().min(row_tiles);
+    let tiles_per_part = row_tiles.div_ceil(parts);
+    let output = SharedOutput { ptr: out.as_mut_ptr(), len: out.len() };
+    pool.run(parts, &|part| {
+        let first = (part * tiles_per_part * ROW_TILE).min(rows);
+        let end = ((part + 1) * tiles_per_part * ROW_TILE).min(rows);
+        let mut tile_out = [0f32; ROW_TILE * TOKEN_TILE];
+        for chunk in (0..tokens).step_by(TOKEN_CHUNK) {
+            let chunk_end = tokens.min(chunk + TOKEN_CHUNK);
+            for row in (first..end).step_by(ROW_TILE) {
+                let n_rows = ROW_TILE.min(end - row);
+                for token in (chunk..chunk_end).step_by(TOKEN_TILE) {
+                    let n_tokens = TOKEN_TILE.min(chunk_end - token);
+                    let tile = Tile {
+                        weights: &weights[row * blocks..],
+                        acts: &acts[token * blocks..],
+                        blocks,
+                        n_rows,
+                        n_tokens,
+                    };
+                    tile.compute(kernels, &mut tile_out);
+                    for r in 0..n_rows {
+                        for t in 0..n_tokens {
+                            output.write((token + t) * rows + row + r, tile_out[r * n_tokens + t]);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `n_rows` weight rows × `n_tokens` activation rows, rows `blocks` apart.
+struct Tile<'a, B> {
+    weights: &'a [B],
+    acts: &'a [ActBlock],
+    blocks: usize,
+    n_rows: usize,
+    n_tokens: usize,
+}
+
+impl<B: KernelBlock> Tile<'_, B> {
+    fn compute(&self, kernels: KernelSet, out: &mut [f32]) {
+        match kernels {
+            KernelSet::Scalar => self.scalar(out),
+            #[cfg(target_arch = "x86_64")]
+            KernelSet::Avx2 => self.avx2(out),
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelSet::Avx2 => self.scalar(out),
+        }
+    }
+
+    fn scalar(&self, out: &mut [f32]) {
+        let b = self.blocks;
+        for r in 0..self.n_rows {
+            for t in 0..self.n_tokens {
+                out[r * self.n_tokens + t] =
+                    scalar::dot(&self.weights[r * b..(r + 1) * b], &self.acts[t * b..(t + 1) * b]);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx2(&self, out: &mut [f32]) {
+        use crate::x86::tile;
+        let (w, a, b) = (self.weights, self.acts, self.blocks);
+        // SAFETY: `KernelSet::Avx2` is only ever selected on a CPU with AVX2,
+        // FMA and F16C (`KernelSet::is_supported`).
+        unsafe {
+            match (self.n_rows, self.n_tokens) {
+                (4, 3) => tile::<B, 4, 3>(w, b, a, b, b, out),
+                (4, 2) => tile::<B, 4, 2>(w, b, a, b, b, out),
+                (4, 1) => tile::<B, 4, 1>(w, b, a, b, b, out),
+                (3, 3) => tile::<B, 3, 3>(w, b, a, b, b, out),
+                (3, 2) => tile::<B, 3, 2>(w, b, a, b, b, out),
+                (3, 1) => tile::<B, 3, 1>(w, b, a, b, b, out),
+                (2, 3) => tile::<B, 2, 3>(w, b, a, b, b, out),
+                (2, 2) => tile::<B, 2, 2>(w, b, a, b, b, out),
+                (2, 1) => tile::<B, 2, 1>(w, b, a, b, b, out),
+                (1, 3) => tile::<B, 1, 3>(w, b, a, b, b, out),
+                (1, 2) => tile::<B, 1, 2>(w, b, a, b, b, out),
+                _ => tile::<B, 1, 1>(w, b, a, b, b, out),
+            }
+        }
+    }
+}

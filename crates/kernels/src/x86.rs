@@ -1,0 +1,159 @@
+//! AVX2 kernels. Reached only through [`crate::KernelSet::Avx2`], which is
+//! chosen only when the CPU reports AVX2, FMA and F16C.
+//!
+//! They compute exactly the lanes of [`crate::scalar`]: per block, the
+//! signed bytes of weights and activations are multiplied in pairs
+//! (`maddubs` on |w| and sign-adjusted a, exact because |w| ≤ 128 and
+//! |a| ≤ 127), the pairs summed into eight i32 lanes of four values each,
+//! converted and added with one FMA by the block's scale product.
+
+use std::arch::x86_64::*;
+
+use crate::blocks::{ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0};
+
+/// A weight block the AVX2 kernels can unpack.
+pub(crate) trait Avx2Block: crate::blocks::Block32 {
+    /// The raw f16 bits of the block's scale.
+    fn scale_bits(&self) -> u16;
+
+    /// The block's 32 values as signed bytes, in order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn load(&self) -> __m256i;
+}
+
+impl Avx2Block for BlockQ8_0 {
+    fn scale_bits(&self) -> u16 {
+        u16::from_le_bytes(self.d)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(&self) -> __m256i {
+        // SAFETY: `qs` is 32 bytes; the load is unaligned.
+        unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) }
+    }
+}
+
+/// Values 0..16 from the low nibbles, 16..32 from the high ones.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: `qs` is 16 bytes; the load is unaligned.
+    let low = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let high = _mm_srli_epi16::<4>(low);
+    let both = _mm256_insertf128_si256::<1>(_mm256_castsi128_si256(low), high);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+impl Avx2Block for BlockQ4_0 {
+    fn scale_bits(&self) -> u16 {
+        u16::from_le_bytes(self.d)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(&self) -> __m256i {
+        // SAFETY: the caller has checked AVX2.
+        let q = unsafe { nibbles(&self.qs) };
+        _mm256_sub_epi8(q, _mm256_set1_epi8(8))
+    }
+}
+
+impl Avx2Block for BlockQ5_0 {
+    fn scale_bits(&self) -> u16 {
+        u16::from_le_bytes(self.d)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(&self) -> __m256i {
+        // SAFETY: the caller has checked AVX2.
+        let q = unsafe { nibbles(&self.qs) };
+        // Byte j of the register gets bit j of `qh`: spread each of its four
+        // bytes over eight bytes, then keep bit j%8 of byte j.
+        let qh = i32::from_le_bytes(self.qh);
+        let spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(qh),
+            _mm256_set_epi64x(
+                0x0303_0303_0303_0303,
+                0x0202_0202_0202_0202,
+                0x0101_0101_0101_0101,
+                0,
+            ),
+        );
+        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        let has_fifth_bit = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        // q - 16 is q | 0xF0 (as i8) without the fifth bit and q with it.
+        let minus_sixteen = _mm256_andnot_si256(has_fifth_bit, _mm256_set1_epi8(0xF0u8 as i8));
+        _mm256_or_si256(q, minus_sixteen)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "f16c")]
+fn f16_to_f32(bits: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn sum_lanes(x: __m256) -> f32 {
+    let high = _mm256_extractf128_ps::<1>(x);
+    let sum = _mm_add_ps(high, _mm256_castps256_ps128(x));
+    let sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+    let sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+    _mm_cvtss_f32(sum)
+}
+
+/// Dot products of `R` weight rows with `T` activation rows, each `blocks`
+/// long: `out[r * T + t]`. Rows start `w_stride` / `a_stride` blocks apart.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
+    weights: &[B],
+    w_stride: usize,
+    acts: &[ActBlock],
+    a_stride: usize,
+    blocks: usize,
+    out: &mut [f32],
+) {
+    assert!(R > 0 && T > 0 && out.len() >= R * T);
+    assert!((R - 1) * w_stride + blocks <= weights.len());
+    assert!((T - 1) * a_stride + blocks <= acts.len());
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    for b in 0..blocks {
+        let mut magnitudes = [_mm256_setzero_si256(); R];
+        let mut signs = [_mm256_setzero_si256(); R];
+        let mut scales = [0f32; R];
+        for r in 0..R {
+            let w = &weights[r * w_stride + b];
+            // SAFETY: this function's callers have checked AVX2.
+            let values = unsafe { w.load() };
+            magnitudes[r] = _mm256_sign_epi8(values, values);
+            signs[r] = values;
+            scales[r] = f16_to_f32(w.scale_bits());
+        }
+        for t in 0..T {
+            let a = &acts[t * a_stride + b];
+            // SAFETY: `qs` is 32 bytes; the load is unaligned.
+            let values = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
+            for r in 0..R {
+                let signed = _mm256_sign_epi8(values, signs[r]);
+                let pairs = _mm256_maddubs_epi16(magnitudes[r], signed);
+                let quads = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                let scale = _mm256_set1_ps(scales[r] * a.d);
+                acc[r][t] = _mm256_fmadd_ps(scale, quads, acc[r][t]);
+            }
+        }
+    }
+    for r in 0..R {
+        for t in 0..T {
+            out[r * T + t] = sum_lanes(acc[r][t]);
+        }
+    }
+}
