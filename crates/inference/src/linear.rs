@@ -16,6 +16,7 @@ pub(crate) enum Linear {
 fn kernel_format(dtype: GgmlDType) -> Option<Format> {
     match dtype {
         GgmlDType::Q4_0 => Some(Format::Q4_0),
+        GgmlDType::Q4_1 => Some(Format::Q4_1),
         GgmlDType::Q5_0 => Some(Format::Q5_0),
         GgmlDType::Q8_0 => Some(Format::Q8_0),
         _ => None,

@@ -37,7 +37,15 @@ pub struct KernelReport {
 
 impl std::fmt::Display for KernelReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({} of {} matrices; the rest candle)", self.set, self.ours, self.matrices)
+        if self.ours == self.matrices {
+            write!(f, "{} (all {} matrices)", self.set, self.matrices)
+        } else {
+            write!(
+                f,
+                "{} ({} of {} matrices; the rest candle's)",
+                self.set, self.ours, self.matrices
+            )
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub(crate) const QK: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Q4_0,
+    Q4_1,
     Q5_0,
     Q8_0,
 }
@@ -27,6 +28,7 @@ impl Format {
     pub fn block_bytes(self) -> usize {
         match self {
             Format::Q4_0 => 18,
+            Format::Q4_1 => 20,
             Format::Q5_0 => 22,
             Format::Q8_0 => 34,
         }
@@ -44,8 +46,14 @@ pub(crate) trait Block32: Copy + Send + Sync + 'static {
     const FORMAT: Format;
     fn from_bytes(bytes: &[u8]) -> Self;
     fn scale(&self) -> f32;
-    /// The block's values, `value * scale` being the weight.
+    /// The block's values, `value * scale + offset` being the weight.
     fn values(&self) -> [i8; QK];
+    /// Formats with an offset per block (Q4_1) add `offset * Σ activations`
+    /// per block, summed apart from the lanes.
+    const HAS_OFFSET: bool = false;
+    fn offset(&self) -> f32 {
+        0.0
+    }
 }
 
 /// `d * q`, q in -128..=127.
@@ -102,6 +110,39 @@ impl Block32 for BlockQ4_0 {
     }
 }
 
+/// `d * q + m`, q a nibble laid out as in Q4_0.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ4_1 {
+    pub d: [u8; 2],
+    pub m: [u8; 2],
+    pub qs: [u8; QK / 2],
+}
+
+impl Block32 for BlockQ4_1 {
+    const FORMAT: Format = Format::Q4_1;
+    const HAS_OFFSET: bool = true;
+    fn from_bytes(b: &[u8]) -> Self {
+        let mut qs = [0u8; QK / 2];
+        qs.copy_from_slice(&b[4..4 + QK / 2]);
+        Self { d: [b[0], b[1]], m: [b[2], b[3]], qs }
+    }
+    fn scale(&self) -> f32 {
+        scale(self.d)
+    }
+    fn offset(&self) -> f32 {
+        scale(self.m)
+    }
+    fn values(&self) -> [i8; QK] {
+        let mut v = [0i8; QK];
+        for (j, &q) in self.qs.iter().enumerate() {
+            v[j] = (q & 0x0F) as i8;
+            v[j + QK / 2] = (q >> 4) as i8;
+        }
+        v
+    }
+}
+
 /// `d * (q - 16)`, q five bits: the nibbles as in Q4_0, the fifth bit of
 /// value j in bit j of `qh`.
 #[derive(Debug, Clone, Copy)]
@@ -138,9 +179,11 @@ impl Block32 for BlockQ5_0 {
 /// One block of a quantized activation row: `d * q`. `d` is kept as the f32
 /// value of an f16 (the precision GGUF's Q8_0 stores), so that a dot product
 /// computes exactly what a Q8_0 × Q8_0 product in another engine computes.
+/// `sum` is `d * Σ q`, for the formats with an offset.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct ActBlock {
     pub d: f32,
+    pub sum: f32,
     pub qs: [i8; QK],
 }

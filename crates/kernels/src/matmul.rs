@@ -1,6 +1,6 @@
 //! A quantized weight matrix and its product with quantized activations.
 
-use crate::blocks::{ActBlock, Block32, BlockQ4_0, BlockQ5_0, BlockQ8_0, Format, QK};
+use crate::blocks::{ActBlock, Block32, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Format, QK};
 use crate::dispatch::KernelSet;
 use crate::pool::ThreadPool;
 use crate::quantize::Activations;
@@ -31,6 +31,7 @@ pub enum MatmulError {
 
 enum Weights {
     Q4_0(Vec<BlockQ4_0>),
+    Q4_1(Vec<BlockQ4_1>),
     Q5_0(Vec<BlockQ5_0>),
     Q8_0(Vec<BlockQ8_0>),
 }
@@ -66,6 +67,7 @@ impl QuantizedMatrix {
         }
         let weights = match format {
             Format::Q4_0 => Weights::Q4_0(blocks_from(bytes)),
+            Format::Q4_1 => Weights::Q4_1(blocks_from(bytes)),
             Format::Q5_0 => Weights::Q5_0(blocks_from(bytes)),
             Format::Q8_0 => Weights::Q8_0(blocks_from(bytes)),
         };
@@ -83,6 +85,7 @@ impl QuantizedMatrix {
     pub fn format(&self) -> Format {
         match self.weights {
             Weights::Q4_0(_) => Format::Q4_0,
+            Weights::Q4_1(_) => Format::Q4_1,
             Weights::Q5_0(_) => Format::Q5_0,
             Weights::Q8_0(_) => Format::Q8_0,
         }
@@ -106,6 +109,7 @@ impl QuantizedMatrix {
         let shape = Shape { rows: self.rows, blocks: self.cols / QK, tokens: acts.tokens() };
         match &self.weights {
             Weights::Q4_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+            Weights::Q4_1(w) => product(w, acts.blocks(), shape, out, kernels, pool),
             Weights::Q5_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
             Weights::Q8_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
         }

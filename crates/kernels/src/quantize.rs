@@ -49,7 +49,9 @@ fn quantize_block(values: &[f32]) -> ActBlock {
     for (q, &v) in qs.iter_mut().zip(values) {
         *q = (v * inverse).round() as i8;
     }
-    ActBlock { d: f16::from_f32(d).to_f32(), qs }
+    let d = f16::from_f32(d).to_f32();
+    let sum = d * qs.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+    ActBlock { d, sum, qs }
 }
 
 #[cfg(test)]

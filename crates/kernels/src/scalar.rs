@@ -26,11 +26,17 @@ pub(crate) fn accumulate_block(lanes: &mut [f32; LANES], d: f32, w: &[i8; QK], a
     }
 }
 
-/// `weights` row · `acts` row, both `blocks` long.
+/// `weights` row · `acts` row, both `blocks` long. A format's offsets
+/// (`m * d_a * Σ a` per block) are summed block by block with an FMA each and
+/// added after the lanes.
 pub(crate) fn dot<B: Block32>(weights: &[B], acts: &[ActBlock]) -> f32 {
     let mut lanes = [0f32; LANES];
+    let mut offsets = 0f32;
     for (w, a) in weights.iter().zip(acts) {
         accumulate_block(&mut lanes, w.scale() * a.d, &w.values(), &a.qs);
+        if B::HAS_OFFSET {
+            offsets = w.offset().mul_add(a.sum, offsets);
+        }
     }
-    sum_lanes(&lanes)
+    sum_lanes(&lanes) + offsets
 }

@@ -9,12 +9,17 @@
 
 use std::arch::x86_64::*;
 
-use crate::blocks::{ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0};
+use crate::blocks::{ActBlock, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0};
 
 /// A weight block the AVX2 kernels can unpack.
 pub(crate) trait Avx2Block: crate::blocks::Block32 {
     /// The raw f16 bits of the block's scale.
     fn scale_bits(&self) -> u16;
+
+    /// The raw f16 bits of the block's offset (formats with one).
+    fn offset_bits(&self) -> u16 {
+        0
+    }
 
     /// The block's 32 values as signed bytes, in order.
     ///
@@ -58,6 +63,23 @@ impl Avx2Block for BlockQ4_0 {
         // SAFETY: the caller has checked AVX2.
         let q = unsafe { nibbles(&self.qs) };
         _mm256_sub_epi8(q, _mm256_set1_epi8(8))
+    }
+}
+
+impl Avx2Block for BlockQ4_1 {
+    fn scale_bits(&self) -> u16 {
+        u16::from_le_bytes(self.d)
+    }
+
+    fn offset_bits(&self) -> u16 {
+        u16::from_le_bytes(self.m)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(&self) -> __m256i {
+        // SAFETY: the caller has checked AVX2.
+        unsafe { nibbles(&self.qs) }
     }
 }
 
@@ -126,10 +148,12 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
     assert!((T - 1) * a_stride + blocks <= acts.len());
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut offsets = [[0f32; T]; R];
     for b in 0..blocks {
         let mut magnitudes = [_mm256_setzero_si256(); R];
         let mut signs = [_mm256_setzero_si256(); R];
         let mut scales = [0f32; R];
+        let mut block_offsets = [0f32; R];
         for r in 0..R {
             let w = &weights[r * w_stride + b];
             // SAFETY: this function's callers have checked AVX2.
@@ -137,6 +161,9 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
             magnitudes[r] = _mm256_sign_epi8(values, values);
             signs[r] = values;
             scales[r] = f16_to_f32(w.scale_bits());
+            if B::HAS_OFFSET {
+                block_offsets[r] = f16_to_f32(w.offset_bits());
+            }
         }
         for t in 0..T {
             let a = &acts[t * a_stride + b];
@@ -148,12 +175,15 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
                 let quads = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
                 let scale = _mm256_set1_ps(scales[r] * a.d);
                 acc[r][t] = _mm256_fmadd_ps(scale, quads, acc[r][t]);
+                if B::HAS_OFFSET {
+                    offsets[r][t] = block_offsets[r].mul_add(a.sum, offsets[r][t]);
+                }
             }
         }
     }
     for r in 0..R {
         for t in 0..T {
-            out[r * T + t] = sum_lanes(acc[r][t]);
+            out[r * T + t] = sum_lanes(acc[r][t]) + offsets[r][t];
         }
     }
 }

@@ -5,12 +5,18 @@ use half::f16;
 use proptest::prelude::*;
 use shopchat_kernels::{Activations, Format, KernelSet, QuantizedMatrix, ThreadPool};
 
-const FORMATS: [Format; 3] = [Format::Q4_0, Format::Q5_0, Format::Q8_0];
+const FORMATS: [Format; 4] = [Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q8_0];
 
-/// One block's bytes from a scale and random payload bytes.
+/// One block's bytes from a scale and random payload bytes (Q4_1's offset
+/// is the scale's negative half, so weights take both signs).
 fn block_bytes(format: Format, scale: f32, payload: &[u8]) -> Vec<u8> {
     let mut bytes = f16::from_f32(scale).to_bits().to_le_bytes().to_vec();
-    bytes.extend_from_slice(&payload[..format.block_bytes() - 2]);
+    let mut rest = format.block_bytes() - 2;
+    if format == Format::Q4_1 {
+        bytes.extend_from_slice(&f16::from_f32(-scale * 7.5).to_bits().to_le_bytes());
+        rest -= 2;
+    }
+    bytes.extend_from_slice(&payload[..rest]);
     bytes
 }
 
@@ -25,6 +31,13 @@ fn dequantize(format: Format, bytes: &[u8]) -> Vec<f64> {
             let low = qs.iter().map(|q| i32::from(q & 15) - 8);
             let high = qs.iter().map(|q| i32::from(q >> 4) - 8);
             low.chain(high).map(|q| d * f64::from(q)).collect()
+        }
+        Format::Q4_1 => {
+            let m = f64::from(f16::from_bits(u16::from_le_bytes([bytes[2], bytes[3]])).to_f32());
+            let qs = &bytes[4..20];
+            let low = qs.iter().map(|q| q & 15);
+            let high = qs.iter().map(|q| q >> 4);
+            low.chain(high).map(|q| d * f64::from(q) + m).collect()
         }
         Format::Q5_0 => {
             let qh = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);

@@ -56,6 +56,11 @@ fn every_kernel_set_gives_smollm2_the_same_logits() {
 }
 
 #[test]
+fn every_kernel_set_gives_smollm2_q4_1_the_same_logits() {
+    assert_same_bits("smollm2-135m", 4);
+}
+
+#[test]
 fn every_kernel_set_gives_qwen_the_same_logits() {
     // Q5_0 and Q8_0 matrices on our kernels, Q4_K and Q6_K on candle's.
     assert_same_bits("qwen2.5-coder-0.5b", 3);
@@ -65,6 +70,7 @@ fn every_kernel_set_gives_qwen_the_same_logits() {
 fn products_on_real_weights_stay_close_to_candles() {
     let cases = [
         ("smollm2-135m:q8_0", "blk.3.ffn_down.weight", Format::Q8_0),
+        ("smollm2-135m", "blk.5.attn_q.weight", Format::Q4_1),
         ("qwen2.5-coder-0.5b", "blk.0.ffn_up.weight", Format::Q5_0),
     ];
     let pool = ThreadPool::new(2);
@@ -92,9 +98,11 @@ fn products_on_real_weights_stay_close_to_candles() {
                 let worst =
                     got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 // Both quantize the input to the same int8 blocks; only the
-                // order of float sums may differ.
+                // order of float sums may differ, and for Q4_1 candle keeps
+                // each block's activation sum at f16 precision, we at f32.
+                let tolerance = if format == Format::Q4_1 { 1e-3 } else { 1e-4 };
                 assert!(
-                    worst <= scale * 1e-4,
+                    worst <= scale * tolerance,
                     "{spec} {name} {set}: off by {worst} (scale {scale})"
                 );
             }
