@@ -18,7 +18,7 @@ use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 use shopchat_core::embed::dot;
 
-use shopchat_kernels::{KernelSet, ThreadPool};
+use shopchat_kernels::{Format, KernelSet, ThreadPool};
 
 use crate::error::{Error, Result};
 pub use crate::kv_cache::KvCache;
@@ -32,20 +32,18 @@ pub struct KernelReport {
     pub set: KernelSet,
     /// Matrices our kernels multiply.
     pub ours: usize,
+    /// Of those, the k-quant ones, which candle's kernels prefill.
+    pub k_quants: usize,
     pub matrices: usize,
 }
 
 impl std::fmt::Display for KernelReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.ours == self.matrices {
-            write!(f, "{} (all {} matrices)", self.set, self.matrices)
-        } else {
-            write!(
-                f,
-                "{} ({} of {} matrices; the rest candle's)",
-                self.set, self.ours, self.matrices
-            )
+        write!(f, "{} ({} of {} matrices", self.set, self.ours, self.matrices)?;
+        if self.k_quants > 0 {
+            write!(f, "; {} k-quant ones prefilled by candle's", self.k_quants)?;
         }
+        write!(f, ")")
     }
 }
 
@@ -283,6 +281,10 @@ impl Transformer {
         KernelReport {
             set: self.kernels.set,
             ours: matrices.iter().filter(|m| m.kernel_format().is_some()).count(),
+            k_quants: matrices
+                .iter()
+                .filter(|m| matches!(m.kernel_format(), Some(Format::Q4K | Format::Q6K)))
+                .count(),
             matrices: matrices.len(),
         }
     }

@@ -6,8 +6,10 @@
 
 use half::f16;
 
-/// Values per block of the 32-value formats.
+/// Values per block of the 32-value formats, and per activation block.
 pub(crate) const QK: usize = 32;
+/// Values per block of the k-quant formats.
+pub(crate) const QK_K: usize = 256;
 
 /// The weight formats these kernels compute with. Others stay with candle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +18,17 @@ pub enum Format {
     Q4_1,
     Q5_0,
     Q8_0,
+    Q4K,
+    Q6K,
 }
 
 impl Format {
     /// Values per block.
     pub fn block_values(self) -> usize {
-        QK
+        match self {
+            Format::Q4K | Format::Q6K => QK_K,
+            _ => QK,
+        }
     }
 
     /// Bytes per block in a GGUF file.
@@ -31,27 +38,35 @@ impl Format {
             Format::Q4_1 => 20,
             Format::Q5_0 => 22,
             Format::Q8_0 => 34,
+            Format::Q4K => 144,
+            Format::Q6K => 210,
         }
     }
 }
 
-fn scale(bytes: [u8; 2]) -> f32 {
+pub(crate) fn scale(bytes: [u8; 2]) -> f32 {
     f16::from_bits(u16::from_le_bytes(bytes)).to_f32()
 }
 
-/// A 32-value weight block: its scale and its values as signed integers.
-/// The scalar kernels read blocks through this trait; the SIMD kernels unpack
-/// the same bits with vector instructions and are tested against it.
-pub(crate) trait Block32: Copy + Send + Sync + 'static {
+/// A weight block: one or more sub-blocks of 32 values (one per activation
+/// block), each with its scales and its values as signed integers. The
+/// scalar kernels read blocks through this trait; the SIMD kernels unpack the
+/// same bits with vector instructions and are tested against it.
+pub(crate) trait WeightBlock: Copy + Send + Sync + 'static {
     const FORMAT: Format;
-    fn from_bytes(bytes: &[u8]) -> Self;
-    fn scale(&self) -> f32;
-    /// The block's values, `value * scale + offset` being the weight.
-    fn values(&self) -> [i8; QK];
-    /// Formats with an offset per block (Q4_1) add `offset * Σ activations`
-    /// per block, summed apart from the lanes.
+    /// 32-value sub-blocks per block.
+    const SUBS: usize = 1;
+    /// Formats with an offset per sub-block (Q4_1, Q4K) add
+    /// `offset * Σ activations` per sub-block, summed apart from the lanes.
     const HAS_OFFSET: bool = false;
-    fn offset(&self) -> f32 {
+    /// Whether a sub-block's two halves have their own scales.
+    const HALF_SCALES: bool = false;
+    /// Sub-block `j`'s scales for its values 0..16 and 16..32 (the same
+    /// unless the format scales every 16 values, as Q6K does).
+    fn scales(&self, j: usize) -> [f32; 2];
+    /// Sub-block `j`'s values, `value * scale + offset` being the weight.
+    fn values(&self, j: usize) -> [i8; QK];
+    fn offset(&self, _j: usize) -> f32 {
         0.0
     }
 }
@@ -64,19 +79,12 @@ pub(crate) struct BlockQ8_0 {
     pub qs: [i8; QK],
 }
 
-impl Block32 for BlockQ8_0 {
+impl WeightBlock for BlockQ8_0 {
     const FORMAT: Format = Format::Q8_0;
-    fn from_bytes(b: &[u8]) -> Self {
-        let mut qs = [0i8; QK];
-        for (q, &byte) in qs.iter_mut().zip(&b[2..2 + QK]) {
-            *q = byte as i8;
-        }
-        Self { d: [b[0], b[1]], qs }
+    fn scales(&self, _j: usize) -> [f32; 2] {
+        [scale(self.d); 2]
     }
-    fn scale(&self) -> f32 {
-        scale(self.d)
-    }
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _j: usize) -> [i8; QK] {
         self.qs
     }
 }
@@ -90,17 +98,12 @@ pub(crate) struct BlockQ4_0 {
     pub qs: [u8; QK / 2],
 }
 
-impl Block32 for BlockQ4_0 {
+impl WeightBlock for BlockQ4_0 {
     const FORMAT: Format = Format::Q4_0;
-    fn from_bytes(b: &[u8]) -> Self {
-        let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&b[2..2 + QK / 2]);
-        Self { d: [b[0], b[1]], qs }
+    fn scales(&self, _j: usize) -> [f32; 2] {
+        [scale(self.d); 2]
     }
-    fn scale(&self) -> f32 {
-        scale(self.d)
-    }
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _j: usize) -> [i8; QK] {
         let mut v = [0i8; QK];
         for (j, &q) in self.qs.iter().enumerate() {
             v[j] = (q & 0x0F) as i8 - 8;
@@ -119,21 +122,16 @@ pub(crate) struct BlockQ4_1 {
     pub qs: [u8; QK / 2],
 }
 
-impl Block32 for BlockQ4_1 {
+impl WeightBlock for BlockQ4_1 {
     const FORMAT: Format = Format::Q4_1;
     const HAS_OFFSET: bool = true;
-    fn from_bytes(b: &[u8]) -> Self {
-        let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&b[4..4 + QK / 2]);
-        Self { d: [b[0], b[1]], m: [b[2], b[3]], qs }
+    fn scales(&self, _j: usize) -> [f32; 2] {
+        [scale(self.d); 2]
     }
-    fn scale(&self) -> f32 {
-        scale(self.d)
-    }
-    fn offset(&self) -> f32 {
+    fn offset(&self, _j: usize) -> f32 {
         scale(self.m)
     }
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _j: usize) -> [i8; QK] {
         let mut v = [0i8; QK];
         for (j, &q) in self.qs.iter().enumerate() {
             v[j] = (q & 0x0F) as i8;
@@ -153,17 +151,12 @@ pub(crate) struct BlockQ5_0 {
     pub qs: [u8; QK / 2],
 }
 
-impl Block32 for BlockQ5_0 {
+impl WeightBlock for BlockQ5_0 {
     const FORMAT: Format = Format::Q5_0;
-    fn from_bytes(b: &[u8]) -> Self {
-        let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&b[6..6 + QK / 2]);
-        Self { d: [b[0], b[1]], qh: [b[2], b[3], b[4], b[5]], qs }
+    fn scales(&self, _j: usize) -> [f32; 2] {
+        [scale(self.d); 2]
     }
-    fn scale(&self) -> f32 {
-        scale(self.d)
-    }
-    fn values(&self) -> [i8; QK] {
+    fn values(&self, _j: usize) -> [i8; QK] {
         let qh = u32::from_le_bytes(self.qh);
         let mut v = [0i8; QK];
         for (j, &q) in self.qs.iter().enumerate() {

@@ -21,6 +21,7 @@
 
 mod blocks;
 mod dispatch;
+mod kquants;
 mod matmul;
 mod pool;
 mod quantize;

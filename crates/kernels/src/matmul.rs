@@ -1,7 +1,10 @@
 //! A quantized weight matrix and its product with quantized activations.
 
-use crate::blocks::{ActBlock, Block32, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Format, QK};
+use crate::blocks::{
+    ActBlock, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Format, WeightBlock, QK,
+};
 use crate::dispatch::KernelSet;
+use crate::kquants::{BlockQ4K, BlockQ6K};
 use crate::pool::ThreadPool;
 use crate::quantize::Activations;
 use crate::scalar;
@@ -29,34 +32,43 @@ pub enum MatmulError {
     OutputSize { expected: usize, got: usize },
 }
 
-enum Weights {
-    Q4_0(Vec<BlockQ4_0>),
-    Q4_1(Vec<BlockQ4_1>),
-    Q5_0(Vec<BlockQ5_0>),
-    Q8_0(Vec<BlockQ8_0>),
+enum Weights<'a> {
+    Q4_0(&'a [BlockQ4_0]),
+    Q4_1(&'a [BlockQ4_1]),
+    Q5_0(&'a [BlockQ5_0]),
+    Q8_0(&'a [BlockQ8_0]),
+    Q4K(&'a [BlockQ4K]),
+    Q6K(&'a [BlockQ6K]),
 }
 
 /// A `rows × cols` weight matrix in its GGUF block format, row-major: the
 /// layout of a GGUF tensor of shape `[cols, rows]` (GGUF lists the
-/// innermost dimension first).
-pub struct QuantizedMatrix {
+/// innermost dimension first). It borrows the bytes, so the weights stay
+/// where the loader put them, once.
+pub struct QuantizedMatrix<'a> {
     rows: usize,
     cols: usize,
-    weights: Weights,
+    weights: Weights<'a>,
 }
 
-fn blocks_from<B: Block32>(bytes: &[u8]) -> Vec<B> {
-    bytes.chunks_exact(B::FORMAT.block_bytes()).map(B::from_bytes).collect()
+/// The blocks in `bytes`, whose length is a whole number of blocks.
+fn blocks_from<B: WeightBlock>(bytes: &[u8]) -> &[B] {
+    let size = B::FORMAT.block_bytes();
+    assert!(size_of::<B>() == size && align_of::<B>() == 1 && bytes.len().is_multiple_of(size));
+    // SAFETY: every block type is `repr(C)` over byte arrays only, so it has
+    // alignment 1, no padding and no invalid bit patterns; its size is the
+    // format's block size (asserted), and the length is whole blocks of it.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<B>(), bytes.len() / size) }
 }
 
-impl QuantizedMatrix {
-    /// The matrix from a GGUF tensor's raw bytes.
+impl<'a> QuantizedMatrix<'a> {
+    /// The matrix over a GGUF tensor's raw bytes.
     pub fn from_bytes(
         format: Format,
         rows: usize,
         cols: usize,
-        bytes: &[u8],
-    ) -> Result<QuantizedMatrix, MatmulError> {
+        bytes: &'a [u8],
+    ) -> Result<QuantizedMatrix<'a>, MatmulError> {
         let block = format.block_values();
         if !cols.is_multiple_of(block) {
             return Err(MatmulError::PartialBlock { format, cols, block });
@@ -70,6 +82,8 @@ impl QuantizedMatrix {
             Format::Q4_1 => Weights::Q4_1(blocks_from(bytes)),
             Format::Q5_0 => Weights::Q5_0(blocks_from(bytes)),
             Format::Q8_0 => Weights::Q8_0(blocks_from(bytes)),
+            Format::Q4K => Weights::Q4K(blocks_from(bytes)),
+            Format::Q6K => Weights::Q6K(blocks_from(bytes)),
         };
         Ok(QuantizedMatrix { rows, cols, weights })
     }
@@ -88,6 +102,8 @@ impl QuantizedMatrix {
             Weights::Q4_1(_) => Format::Q4_1,
             Weights::Q5_0(_) => Format::Q5_0,
             Weights::Q8_0(_) => Format::Q8_0,
+            Weights::Q4K(_) => Format::Q4K,
+            Weights::Q6K(_) => Format::Q6K,
         }
     }
 
@@ -112,6 +128,8 @@ impl QuantizedMatrix {
             Weights::Q4_1(w) => product(w, acts.blocks(), shape, out, kernels, pool),
             Weights::Q5_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
             Weights::Q8_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+            Weights::Q4K(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+            Weights::Q6K(w) => product(w, acts.blocks(), shape, out, kernels, pool),
         }
         Ok(())
     }
@@ -147,7 +165,7 @@ impl SharedOutput {
 #[cfg(target_arch = "x86_64")]
 use crate::x86::Avx2Block as KernelBlock;
 #[cfg(not(target_arch = "x86_64"))]
-use Block32 as KernelBlock;
+use WeightBlock as KernelBlock;
 
 /// Splits the rows over the pool; each thread computes its rows for every
 /// token, tile by tile.
@@ -175,7 +193,7 @@ fn product<B: KernelBlock>(
                 for token in (chunk..chunk_end).step_by(TOKEN_TILE) {
                     let n_tokens = TOKEN_TILE.min(chunk_end - token);
                     let tile = Tile {
-                        weights: &weights[row * blocks..],
+                        weights: &weights[row * blocks / B::SUBS..],
                         acts: &acts[token * blocks..],
                         blocks,
                         n_rows,
@@ -215,10 +233,13 @@ impl<B: KernelBlock> Tile<'_, B> {
 
     fn scalar(&self, out: &mut [f32]) {
         let b = self.blocks;
+        let rb = b / B::SUBS;
         for r in 0..self.n_rows {
             for t in 0..self.n_tokens {
-                out[r * self.n_tokens + t] =
-                    scalar::dot(&self.weights[r * b..(r + 1) * b], &self.acts[t * b..(t + 1) * b]);
+                out[r * self.n_tokens + t] = scalar::dot(
+                    &self.weights[r * rb..(r + 1) * rb],
+                    &self.acts[t * b..(t + 1) * b],
+                );
             }
         }
     }
@@ -227,22 +248,23 @@ impl<B: KernelBlock> Tile<'_, B> {
     fn avx2(&self, out: &mut [f32]) {
         use crate::x86::tile;
         let (w, a, b) = (self.weights, self.acts, self.blocks);
+        let rb = b / B::SUBS;
         // SAFETY: `KernelSet::Avx2` is only ever selected on a CPU with AVX2,
         // FMA and F16C (`KernelSet::is_supported`).
         unsafe {
             match (self.n_rows, self.n_tokens) {
-                (4, 3) => tile::<B, 4, 3>(w, b, a, b, b, out),
-                (4, 2) => tile::<B, 4, 2>(w, b, a, b, b, out),
-                (4, 1) => tile::<B, 4, 1>(w, b, a, b, b, out),
-                (3, 3) => tile::<B, 3, 3>(w, b, a, b, b, out),
-                (3, 2) => tile::<B, 3, 2>(w, b, a, b, b, out),
-                (3, 1) => tile::<B, 3, 1>(w, b, a, b, b, out),
-                (2, 3) => tile::<B, 2, 3>(w, b, a, b, b, out),
-                (2, 2) => tile::<B, 2, 2>(w, b, a, b, b, out),
-                (2, 1) => tile::<B, 2, 1>(w, b, a, b, b, out),
-                (1, 3) => tile::<B, 1, 3>(w, b, a, b, b, out),
-                (1, 2) => tile::<B, 1, 2>(w, b, a, b, b, out),
-                _ => tile::<B, 1, 1>(w, b, a, b, b, out),
+                (4, 3) => tile::<B, 4, 3>(w, rb, a, b, b, out),
+                (4, 2) => tile::<B, 4, 2>(w, rb, a, b, b, out),
+                (4, 1) => tile::<B, 4, 1>(w, rb, a, b, b, out),
+                (3, 3) => tile::<B, 3, 3>(w, rb, a, b, b, out),
+                (3, 2) => tile::<B, 3, 2>(w, rb, a, b, b, out),
+                (3, 1) => tile::<B, 3, 1>(w, rb, a, b, b, out),
+                (2, 3) => tile::<B, 2, 3>(w, rb, a, b, b, out),
+                (2, 2) => tile::<B, 2, 2>(w, rb, a, b, b, out),
+                (2, 1) => tile::<B, 2, 1>(w, rb, a, b, b, out),
+                (1, 3) => tile::<B, 1, 3>(w, rb, a, b, b, out),
+                (1, 2) => tile::<B, 1, 2>(w, rb, a, b, b, out),
+                _ => tile::<B, 1, 1>(w, rb, a, b, b, out),
             }
         }
     }

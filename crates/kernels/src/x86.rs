@@ -9,33 +9,52 @@
 
 use std::arch::x86_64::*;
 
-use crate::blocks::{ActBlock, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0};
+use crate::blocks::{ActBlock, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, WeightBlock};
+use crate::kquants::{BlockQ4K, BlockQ6K};
+
+/// Most sub-blocks a weight block has (the k-quants' 256 / 32).
+const MAX_SUBS: usize = 8;
 
 /// A weight block the AVX2 kernels can unpack.
-pub(crate) trait Avx2Block: crate::blocks::Block32 {
-    /// The raw f16 bits of the block's scale.
-    fn scale_bits(&self) -> u16;
+pub(crate) trait Avx2Block: WeightBlock {
+    /// Sub-block `j`'s scales, as [`WeightBlock::scales`].
+    ///
+    /// # Safety
+    /// The CPU must support F16C.
+    unsafe fn scales_avx2(&self, j: usize) -> [f32; 2];
 
-    /// The raw f16 bits of the block's offset (formats with one).
-    fn offset_bits(&self) -> u16 {
-        0
+    /// Sub-block `j`'s offset, as [`WeightBlock::offset`].
+    ///
+    /// # Safety
+    /// The CPU must support F16C.
+    unsafe fn offset_avx2(&self, _j: usize) -> f32 {
+        0.0
     }
 
-    /// The block's 32 values as signed bytes, in order.
+    /// Sub-block `j`'s 32 values as signed bytes, in order.
     ///
     /// # Safety
     /// The CPU must support AVX2.
-    unsafe fn load(&self) -> __m256i;
+    unsafe fn load(&self, j: usize) -> __m256i;
+}
+
+/// The scales of the formats with one f16 scale per 32 values.
+macro_rules! one_scale {
+    () => {
+        #[inline]
+        #[target_feature(enable = "f16c")]
+        unsafe fn scales_avx2(&self, _j: usize) -> [f32; 2] {
+            [f16_to_f32(u16::from_le_bytes(self.d)); 2]
+        }
+    };
 }
 
 impl Avx2Block for BlockQ8_0 {
-    fn scale_bits(&self) -> u16 {
-        u16::from_le_bytes(self.d)
-    }
+    one_scale!();
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self) -> __m256i {
+    unsafe fn load(&self, _j: usize) -> __m256i {
         // SAFETY: `qs` is 32 bytes; the load is unaligned.
         unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) }
     }
@@ -53,13 +72,11 @@ unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
 }
 
 impl Avx2Block for BlockQ4_0 {
-    fn scale_bits(&self) -> u16 {
-        u16::from_le_bytes(self.d)
-    }
+    one_scale!();
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self) -> __m256i {
+    unsafe fn load(&self, _j: usize) -> __m256i {
         // SAFETY: the caller has checked AVX2.
         let q = unsafe { nibbles(&self.qs) };
         _mm256_sub_epi8(q, _mm256_set1_epi8(8))
@@ -67,30 +84,28 @@ impl Avx2Block for BlockQ4_0 {
 }
 
 impl Avx2Block for BlockQ4_1 {
-    fn scale_bits(&self) -> u16 {
-        u16::from_le_bytes(self.d)
-    }
+    one_scale!();
 
-    fn offset_bits(&self) -> u16 {
-        u16::from_le_bytes(self.m)
+    #[inline]
+    #[target_feature(enable = "f16c")]
+    unsafe fn offset_avx2(&self, _j: usize) -> f32 {
+        f16_to_f32(u16::from_le_bytes(self.m))
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self) -> __m256i {
+    unsafe fn load(&self, _j: usize) -> __m256i {
         // SAFETY: the caller has checked AVX2.
         unsafe { nibbles(&self.qs) }
     }
 }
 
 impl Avx2Block for BlockQ5_0 {
-    fn scale_bits(&self) -> u16 {
-        u16::from_le_bytes(self.d)
-    }
+    one_scale!();
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self) -> __m256i {
+    unsafe fn load(&self, _j: usize) -> __m256i {
         // SAFETY: the caller has checked AVX2.
         let q = unsafe { nibbles(&self.qs) };
         // Byte j of the register gets bit j of `qh`: spread each of its four
@@ -113,6 +128,63 @@ impl Avx2Block for BlockQ5_0 {
     }
 }
 
+impl Avx2Block for BlockQ4K {
+    #[inline]
+    #[target_feature(enable = "f16c")]
+    unsafe fn scales_avx2(&self, j: usize) -> [f32; 2] {
+        let d = f16_to_f32(u16::from_le_bytes(self.d));
+        let dmin = f16_to_f32(u16::from_le_bytes(self.dmin));
+        [self.sub_scales(j, d, dmin).0; 2]
+    }
+
+    #[inline]
+    #[target_feature(enable = "f16c")]
+    unsafe fn offset_avx2(&self, j: usize) -> f32 {
+        let d = f16_to_f32(u16::from_le_bytes(self.d));
+        let dmin = f16_to_f32(u16::from_le_bytes(self.dmin));
+        self.sub_scales(j, d, dmin).1
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(&self, j: usize) -> __m256i {
+        let bytes = &self.qs[32 * (j / 2)..32 * (j / 2 + 1)];
+        // SAFETY: `bytes` is 32 bytes; the load is unaligned.
+        let q = unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) };
+        let q = if j.is_multiple_of(2) { q } else { _mm256_srli_epi16::<4>(q) };
+        _mm256_and_si256(q, _mm256_set1_epi8(0x0F))
+    }
+}
+
+impl Avx2Block for BlockQ6K {
+    #[inline]
+    #[target_feature(enable = "f16c")]
+    unsafe fn scales_avx2(&self, j: usize) -> [f32; 2] {
+        self.sub_scales(j, f16_to_f32(u16::from_le_bytes(self.d)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(&self, j: usize) -> __m256i {
+        let (h, k) = (j / 4, j % 4);
+        let ql = &self.ql[64 * h + 32 * (k % 2)..][..32];
+        let qh = &self.qh[32 * h..][..32];
+        // SAFETY: both slices are 32 bytes; the loads are unaligned.
+        let (ql, qh) = unsafe {
+            (_mm256_loadu_si256(ql.as_ptr().cast()), _mm256_loadu_si256(qh.as_ptr().cast()))
+        };
+        let low_mask = _mm256_set1_epi8(0x0F);
+        let low = if k < 2 { ql } else { _mm256_srli_epi16::<4>(ql) };
+        let low = _mm256_and_si256(low, low_mask);
+        // Bits 2k and 2k+1 of each qh byte, moved to bits 4 and 5. Shifting
+        // 16-bit lanes pulls bits across bytes; the mask drops them.
+        let shift = _mm_cvtsi32_si128(2 * k as i32);
+        let high = _mm256_and_si256(_mm256_srl_epi16(qh, shift), _mm256_set1_epi8(3));
+        let high = _mm256_slli_epi16::<4>(high);
+        _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32))
+    }
+}
+
 #[inline]
 #[target_feature(enable = "f16c")]
 fn f16_to_f32(bits: u16) -> f32 {
@@ -129,8 +201,9 @@ fn sum_lanes(x: __m256) -> f32 {
     _mm_cvtss_f32(sum)
 }
 
-/// Dot products of `R` weight rows with `T` activation rows, each `blocks`
-/// long: `out[r * T + t]`. Rows start `w_stride` / `a_stride` blocks apart.
+/// Dot products of `R` weight rows with `T` activation rows, `blocks`
+/// activation blocks long: `out[r * T + t]`. Weight rows start `w_stride`
+/// weight blocks apart, activation rows `a_stride` activation blocks apart.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -143,40 +216,57 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
     blocks: usize,
     out: &mut [f32],
 ) {
-    assert!(R > 0 && T > 0 && out.len() >= R * T);
-    assert!((R - 1) * w_stride + blocks <= weights.len());
+    assert!(R > 0 && T > 0 && out.len() >= R * T && blocks.is_multiple_of(B::SUBS));
+    assert!(B::SUBS <= MAX_SUBS);
+    assert!((R - 1) * w_stride + blocks / B::SUBS <= weights.len());
     assert!((T - 1) * a_stride + blocks <= acts.len());
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut offsets = [[0f32; T]; R];
-    for b in 0..blocks {
-        let mut magnitudes = [_mm256_setzero_si256(); R];
-        let mut signs = [_mm256_setzero_si256(); R];
-        let mut scales = [0f32; R];
-        let mut block_offsets = [0f32; R];
+    // Each weight block's sub-block scales, unpacked once for all its
+    // sub-blocks and tokens.
+    let mut scales = [[[0f32; 2]; MAX_SUBS]; R];
+    let mut block_offsets = [[0f32; MAX_SUBS]; R];
+    for wb in 0..blocks / B::SUBS {
         for r in 0..R {
-            let w = &weights[r * w_stride + b];
-            // SAFETY: this function's callers have checked AVX2.
-            let values = unsafe { w.load() };
-            magnitudes[r] = _mm256_sign_epi8(values, values);
-            signs[r] = values;
-            scales[r] = f16_to_f32(w.scale_bits());
-            if B::HAS_OFFSET {
-                block_offsets[r] = f16_to_f32(w.offset_bits());
+            let w = &weights[r * w_stride + wb];
+            for j in 0..B::SUBS {
+                // SAFETY: this function's callers have checked F16C.
+                scales[r][j] = unsafe { w.scales_avx2(j) };
+                if B::HAS_OFFSET {
+                    // SAFETY: as above.
+                    block_offsets[r][j] = unsafe { w.offset_avx2(j) };
+                }
             }
         }
-        for t in 0..T {
-            let a = &acts[t * a_stride + b];
-            // SAFETY: `qs` is 32 bytes; the load is unaligned.
-            let values = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
+        for j in 0..B::SUBS {
+            let b = wb * B::SUBS + j;
+            let mut magnitudes = [_mm256_setzero_si256(); R];
+            let mut signs = [_mm256_setzero_si256(); R];
             for r in 0..R {
-                let signed = _mm256_sign_epi8(values, signs[r]);
-                let pairs = _mm256_maddubs_epi16(magnitudes[r], signed);
-                let quads = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-                let scale = _mm256_set1_ps(scales[r] * a.d);
-                acc[r][t] = _mm256_fmadd_ps(scale, quads, acc[r][t]);
-                if B::HAS_OFFSET {
-                    offsets[r][t] = block_offsets[r].mul_add(a.sum, offsets[r][t]);
+                // SAFETY: this function's callers have checked AVX2.
+                let values = unsafe { weights[r * w_stride + wb].load(j) };
+                magnitudes[r] = _mm256_sign_epi8(values, values);
+                signs[r] = values;
+            }
+            for t in 0..T {
+                let a = &acts[t * a_stride + b];
+                // SAFETY: `qs` is 32 bytes; the load is unaligned.
+                let values = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
+                for r in 0..R {
+                    let signed = _mm256_sign_epi8(values, signs[r]);
+                    let pairs = _mm256_maddubs_epi16(magnitudes[r], signed);
+                    let quads = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                    let [low, high] = scales[r][j];
+                    let scale = if B::HALF_SCALES {
+                        _mm256_set_m128(_mm_set1_ps(high * a.d), _mm_set1_ps(low * a.d))
+                    } else {
+                        _mm256_set1_ps(low * a.d)
+                    };
+                    acc[r][t] = _mm256_fmadd_ps(scale, quads, acc[r][t]);
+                    if B::HAS_OFFSET {
+                        offsets[r][t] = block_offsets[r][j].mul_add(a.sum, offsets[r][t]);
+                    }
                 }
             }
         }

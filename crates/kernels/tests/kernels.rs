@@ -5,12 +5,30 @@ use half::f16;
 use proptest::prelude::*;
 use shopchat_kernels::{Activations, Format, KernelSet, QuantizedMatrix, ThreadPool};
 
-const FORMATS: [Format; 4] = [Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q8_0];
+const FORMATS: [Format; 6] =
+    [Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q8_0, Format::Q4K, Format::Q6K];
 
 /// One block's bytes from a scale and random payload bytes (Q4_1's offset
 /// is the scale's negative half, so weights take both signs).
 fn block_bytes(format: Format, scale: f32, payload: &[u8]) -> Vec<u8> {
-    let mut bytes = f16::from_f32(scale).to_bits().to_le_bytes().to_vec();
+    let f16_bytes = |v: f32| f16::from_f32(v).to_bits().to_le_bytes();
+    match format {
+        // d, dmin, then six-bit scales and nibbles (kept small: d * 63 * 15).
+        Format::Q4K => {
+            let mut bytes = f16_bytes(scale / 64.0).to_vec();
+            bytes.extend_from_slice(&f16_bytes(scale.abs() / 32.0));
+            bytes.extend_from_slice(&payload[..140]);
+            return bytes;
+        }
+        // Six-bit values, signed scales, then d last.
+        Format::Q6K => {
+            let mut bytes = payload[..208].to_vec();
+            bytes.extend_from_slice(&f16_bytes(scale / 128.0));
+            return bytes;
+        }
+        _ => {}
+    }
+    let mut bytes = f16_bytes(scale).to_vec();
     let mut rest = format.block_bytes() - 2;
     if format == Format::Q4_1 {
         bytes.extend_from_slice(&f16::from_f32(-scale * 7.5).to_bits().to_le_bytes());
@@ -38,6 +56,52 @@ fn dequantize(format: Format, bytes: &[u8]) -> Vec<f64> {
             let low = qs.iter().map(|q| q & 15);
             let high = qs.iter().map(|q| q >> 4);
             low.chain(high).map(|q| d * f64::from(q) + m).collect()
+        }
+        Format::Q4K => {
+            let dmin = f64::from(f16::from_bits(u16::from_le_bytes([bytes[2], bytes[3]])).to_f32());
+            let scales = &bytes[4..16];
+            // ggml's get_scale_min_k4.
+            let scale_min = |j: usize| -> (f64, f64) {
+                let (sc, m) = if j < 4 {
+                    (scales[j] & 63, scales[j + 4] & 63)
+                } else {
+                    (
+                        (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4),
+                        (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+                    )
+                };
+                (d * f64::from(sc), dmin * f64::from(m))
+            };
+            let mut out = Vec::with_capacity(256);
+            for pair in 0..4 {
+                let q = &bytes[16 + 32 * pair..16 + 32 * (pair + 1)];
+                let (d1, m1) = scale_min(2 * pair);
+                let (d2, m2) = scale_min(2 * pair + 1);
+                out.extend(q.iter().map(|&q| d1 * f64::from(q & 0xF) - m1));
+                out.extend(q.iter().map(|&q| d2 * f64::from(q >> 4) - m2));
+            }
+            out
+        }
+        Format::Q6K => {
+            let d =
+                f64::from(f16::from_bits(u16::from_le_bytes([bytes[208], bytes[209]])).to_f32());
+            let mut out = vec![0f64; 256];
+            for half in 0..2 {
+                let ql = &bytes[64 * half..];
+                let qh = &bytes[128 + 32 * half..];
+                let sc = |i: usize| f64::from(bytes[192 + 8 * half + i] as i8);
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q =
+                        |low: u8, shift: u32| i32::from(low | (((qh[l] >> shift) & 3) << 4)) - 32;
+                    let y = &mut out[128 * half..];
+                    y[l] = d * sc(is) * f64::from(q(ql[l] & 0xF, 0));
+                    y[l + 32] = d * sc(is + 2) * f64::from(q(ql[l + 32] & 0xF, 2));
+                    y[l + 64] = d * sc(is + 4) * f64::from(q(ql[l] >> 4, 4));
+                    y[l + 96] = d * sc(is + 6) * f64::from(q(ql[l + 32] >> 4, 6));
+                }
+            }
+            out
         }
         Format::Q5_0 => {
             let qh = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
@@ -70,15 +134,15 @@ fn case() -> impl Strategy<Value = Case> {
             let n_blocks = rows * blocks;
             (
                 prop::collection::vec(
-                    (-1.0f32..1.0, prop::collection::vec(any::<u8>(), 32)),
+                    (-1.0f32..1.0, prop::collection::vec(any::<u8>(), 208)),
                     n_blocks,
                 ),
-                prop::collection::vec(-4.0f32..4.0, tokens * blocks * 32),
+                prop::collection::vec(-4.0f32..4.0, tokens * blocks * format.block_values()),
             )
                 .prop_map(move |(raw, input)| Case {
                     format,
                     rows,
-                    cols: blocks * 32,
+                    cols: blocks * format.block_values(),
                     tokens,
                     bytes: raw.iter().flat_map(|(s, p)| block_bytes(format, *s, p)).collect(),
                     input,
@@ -114,7 +178,7 @@ proptest! {
     fn the_product_is_the_dot_product_of_the_dequantized_weights(case in case()) {
         let out = product(&case, KernelSet::Scalar, &ThreadPool::new(1));
         let block = case.format.block_bytes();
-        let blocks_per_row = case.cols / 32;
+        let blocks_per_row = case.cols / case.format.block_values();
         for r in 0..case.rows {
             let row: Vec<f64> = case.bytes[r * blocks_per_row * block..(r + 1) * blocks_per_row * block]
                 .chunks(block)
@@ -138,7 +202,7 @@ proptest! {
 #[test]
 fn large_shapes_split_over_threads_and_chunks_match_one_thread() {
     // More tokens than a chunk, rows that are no multiple of the tile.
-    let (rows, cols, tokens) = (203, 96, 101);
+    let (rows, cols, tokens) = (203, 512, 101);
     let mut state = 0x2545_f491_u32;
     let mut next = move || {
         state ^= state << 13;
@@ -147,9 +211,9 @@ fn large_shapes_split_over_threads_and_chunks_match_one_thread() {
         state
     };
     for format in FORMATS {
-        let bytes: Vec<u8> = (0..rows * cols / 32)
+        let bytes: Vec<u8> = (0..rows * cols / format.block_values())
             .flat_map(|_| {
-                let payload: Vec<u8> = (0..32).map(|_| next() as u8).collect();
+                let payload: Vec<u8> = (0..208).map(|_| next() as u8).collect();
                 block_bytes(format, (next() % 1000) as f32 / 1000.0, &payload)
             })
             .collect();
