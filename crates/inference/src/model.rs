@@ -17,7 +17,6 @@ use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 use shopchat_core::embed::dot;
-
 use shopchat_kernels::{Format, KernelSet, ThreadPool};
 
 use crate::error::{Error, Result};
@@ -168,8 +167,10 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    /// Loads a GGUF file. `max_context` caps the rotary tables (and so the
-    /// longest conversation) below the model's trained context when set.
+    /// Loads a GGUF file. `load.max_context` caps the rotary tables (and so
+    /// the longest conversation) below the model's trained context when set;
+    /// `load.kernels` picks the matrix kernels (else `SHOPCHAT_KERNELS`, else
+    /// the fastest the CPU has).
     pub fn load(path: &Path, load: &LoadConfig) -> Result<(Self, gguf_file::Content)> {
         let mut file = std::fs::File::open(path)
             .map_err(Error::io(format!("cannot open model file {}", path.display())))?;
