@@ -44,6 +44,17 @@ impl Format {
     }
 }
 
+/// The 32 nibbles of a Q4_0, Q4_1 or Q5_0 block in value order: the low
+/// nibbles are values 0..16, the high ones 16..32.
+fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
+    let mut v = [0u8; QK];
+    for (j, &q) in qs.iter().enumerate() {
+        v[j] = q & 0x0F;
+        v[j + QK / 2] = q >> 4;
+    }
+    v
+}
+
 pub(crate) fn scale(bytes: [u8; 2]) -> f32 {
     f16::from_bits(u16::from_le_bytes(bytes)).to_f32()
 }
@@ -104,12 +115,7 @@ impl WeightBlock for BlockQ4_0 {
         [scale(self.d); 2]
     }
     fn values(&self, _j: usize) -> [i8; QK] {
-        let mut v = [0i8; QK];
-        for (j, &q) in self.qs.iter().enumerate() {
-            v[j] = (q & 0x0F) as i8 - 8;
-            v[j + QK / 2] = (q >> 4) as i8 - 8;
-        }
-        v
+        nibbles(&self.qs).map(|q| q as i8 - 8)
     }
 }
 
@@ -132,12 +138,7 @@ impl WeightBlock for BlockQ4_1 {
         scale(self.m)
     }
     fn values(&self, _j: usize) -> [i8; QK] {
-        let mut v = [0i8; QK];
-        for (j, &q) in self.qs.iter().enumerate() {
-            v[j] = (q & 0x0F) as i8;
-            v[j + QK / 2] = (q >> 4) as i8;
-        }
-        v
+        nibbles(&self.qs).map(|q| q as i8)
     }
 }
 
@@ -158,12 +159,9 @@ impl WeightBlock for BlockQ5_0 {
     }
     fn values(&self, _j: usize) -> [i8; QK] {
         let qh = u32::from_le_bytes(self.qh);
-        let mut v = [0i8; QK];
-        for (j, &q) in self.qs.iter().enumerate() {
-            let high_low = (((qh >> j) & 1) << 4) as u8;
-            let high_high = (((qh >> (j + QK / 2)) & 1) << 4) as u8;
-            v[j] = ((q & 0x0F) | high_low) as i8 - 16;
-            v[j + QK / 2] = ((q >> 4) | high_high) as i8 - 16;
+        let mut v = nibbles(&self.qs).map(|q| q as i8);
+        for (j, v) in v.iter_mut().enumerate() {
+            *v = (*v | ((((qh >> j) & 1) << 4) as i8)) - 16;
         }
         v
     }

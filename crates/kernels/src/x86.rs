@@ -17,19 +17,17 @@ const MAX_SUBS: usize = 8;
 
 /// A weight block the AVX2 kernels can unpack.
 pub(crate) trait Avx2Block: WeightBlock {
-    /// Sub-block `j`'s scales, as [`WeightBlock::scales`].
+    /// Every sub-block's scales and offset, as [`WeightBlock::scales`] and
+    /// [`WeightBlock::offset`], into the first `SUBS` entries: the block's
+    /// f16 scales are converted once for all its sub-blocks.
     ///
     /// # Safety
     /// The CPU must support F16C.
-    unsafe fn scales_avx2(&self, j: usize) -> [f32; 2];
-
-    /// Sub-block `j`'s offset, as [`WeightBlock::offset`].
-    ///
-    /// # Safety
-    /// The CPU must support F16C.
-    unsafe fn offset_avx2(&self, _j: usize) -> f32 {
-        0.0
-    }
+    unsafe fn unpack_scales(
+        &self,
+        scales: &mut [[f32; 2]; MAX_SUBS],
+        offsets: &mut [f32; MAX_SUBS],
+    );
 
     /// Sub-block `j`'s 32 values as signed bytes, in order.
     ///
@@ -43,8 +41,8 @@ macro_rules! one_scale {
     () => {
         #[inline]
         #[target_feature(enable = "f16c")]
-        unsafe fn scales_avx2(&self, _j: usize) -> [f32; 2] {
-            [f16_to_f32(u16::from_le_bytes(self.d)); 2]
+        unsafe fn unpack_scales(&self, scales: &mut [[f32; 2]; MAX_SUBS], _: &mut [f32; MAX_SUBS]) {
+            scales[0] = [f16_to_f32(u16::from_le_bytes(self.d)); 2];
         }
     };
 }
@@ -84,12 +82,15 @@ impl Avx2Block for BlockQ4_0 {
 }
 
 impl Avx2Block for BlockQ4_1 {
-    one_scale!();
-
     #[inline]
     #[target_feature(enable = "f16c")]
-    unsafe fn offset_avx2(&self, _j: usize) -> f32 {
-        f16_to_f32(u16::from_le_bytes(self.m))
+    unsafe fn unpack_scales(
+        &self,
+        scales: &mut [[f32; 2]; MAX_SUBS],
+        offsets: &mut [f32; MAX_SUBS],
+    ) {
+        scales[0] = [f16_to_f32(u16::from_le_bytes(self.d)); 2];
+        offsets[0] = f16_to_f32(u16::from_le_bytes(self.m));
     }
 
     #[inline]
@@ -131,18 +132,18 @@ impl Avx2Block for BlockQ5_0 {
 impl Avx2Block for BlockQ4K {
     #[inline]
     #[target_feature(enable = "f16c")]
-    unsafe fn scales_avx2(&self, j: usize) -> [f32; 2] {
+    unsafe fn unpack_scales(
+        &self,
+        scales: &mut [[f32; 2]; MAX_SUBS],
+        offsets: &mut [f32; MAX_SUBS],
+    ) {
         let d = f16_to_f32(u16::from_le_bytes(self.d));
         let dmin = f16_to_f32(u16::from_le_bytes(self.dmin));
-        [self.sub_scales(j, d, dmin).0; 2]
-    }
-
-    #[inline]
-    #[target_feature(enable = "f16c")]
-    unsafe fn offset_avx2(&self, j: usize) -> f32 {
-        let d = f16_to_f32(u16::from_le_bytes(self.d));
-        let dmin = f16_to_f32(u16::from_le_bytes(self.dmin));
-        self.sub_scales(j, d, dmin).1
+        for j in 0..Self::SUBS {
+            let (scale, offset) = self.sub_scales(j, d, dmin);
+            scales[j] = [scale; 2];
+            offsets[j] = offset;
+        }
     }
 
     #[inline]
@@ -159,8 +160,11 @@ impl Avx2Block for BlockQ4K {
 impl Avx2Block for BlockQ6K {
     #[inline]
     #[target_feature(enable = "f16c")]
-    unsafe fn scales_avx2(&self, j: usize) -> [f32; 2] {
-        self.sub_scales(j, f16_to_f32(u16::from_le_bytes(self.d)))
+    unsafe fn unpack_scales(&self, scales: &mut [[f32; 2]; MAX_SUBS], _: &mut [f32; MAX_SUBS]) {
+        let d = f16_to_f32(u16::from_le_bytes(self.d));
+        for (j, scales) in scales.iter_mut().enumerate().take(Self::SUBS) {
+            *scales = self.sub_scales(j, d);
+        }
     }
 
     #[inline]
@@ -229,15 +233,10 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
     let mut block_offsets = [[0f32; MAX_SUBS]; R];
     for wb in 0..blocks / B::SUBS {
         for r in 0..R {
-            let w = &weights[r * w_stride + wb];
-            for j in 0..B::SUBS {
-                // SAFETY: this function's callers have checked F16C.
-                scales[r][j] = unsafe { w.scales_avx2(j) };
-                if B::HAS_OFFSET {
-                    // SAFETY: as above.
-                    block_offsets[r][j] = unsafe { w.offset_avx2(j) };
-                }
-            }
+            // SAFETY: this function's callers have checked F16C.
+            unsafe {
+                weights[r * w_stride + wb].unpack_scales(&mut scales[r], &mut block_offsets[r])
+            };
         }
         for j in 0..B::SUBS {
             let b = wb * B::SUBS + j;
