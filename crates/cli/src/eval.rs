@@ -342,6 +342,7 @@ fn dump_line(
     signals: &shopchat_retrieval::QuerySignals,
     hits: &[shopchat_retrieval::Hit],
 ) -> serde_json::Value {
+    let contact_missing = GateSignals::of(signals, hits).contact_missing;
     let hits: Vec<serde_json::Value> = hits
         .iter()
         .map(|h| {
@@ -361,6 +362,7 @@ fn dump_line(
         "expect_id": question["expect_id"],
         "unknown_share": signals.unknown_share,
         "cosine_without_unknown": signals.cosine_without_unknown,
+        "contact_missing": contact_missing,
         "hits": hits,
     })
 }

@@ -16,6 +16,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::check::FactKind;
 use crate::language::is_cjk;
 use crate::scan::fold;
 use crate::Language;
@@ -44,6 +45,10 @@ struct RulesFile {
     asks_duration: String,
     asks_amount: String,
     asks_time: String,
+    asks_phone: Vec<String>,
+    asks_email: Vec<String>,
+    own_detail: Vec<String>,
+    personal_contact: Vec<String>,
     #[serde(default)]
     aliases: Vec<Vec<String>>,
     #[serde(default)]
@@ -77,6 +82,14 @@ pub struct AnswerRules {
     pub asks_duration: Regex,
     pub asks_amount: Regex,
     pub asks_time: Regex,
+    /// Questions that ask for a phone number, or an e-mail address.
+    pub asks_phone: Vec<Regex>,
+    pub asks_email: Vec<Regex>,
+    /// Questions about the shopper's own phone or e-mail, which ask for
+    /// neither ("can I change my phone number?").
+    pub own_detail: Vec<Regex>,
+    /// Questions that ask for a person's own phone or e-mail (the CEO's).
+    pub personal_contact: Vec<Regex>,
     /// Groups of names that stand for each other ("uk", "united kingdom").
     pub aliases: Vec<Vec<String>>,
     /// Short codes that name a place however they are written ("uk").
@@ -149,6 +162,10 @@ impl AnswerRules {
             asks_duration: compile(&file.asks_duration)?,
             asks_amount: compile(&file.asks_amount)?,
             asks_time: compile(&file.asks_time)?,
+            asks_phone: compile_all(&file.asks_phone)?,
+            asks_email: compile_all(&file.asks_email)?,
+            own_detail: compile_all(&file.own_detail)?,
+            personal_contact: compile_all(&file.personal_contact)?,
             aliases: file.aliases,
             any_case_codes: lower(file.any_case_codes),
             denials: lower(file.denials),
@@ -200,6 +217,30 @@ impl AnswerRules {
     pub fn meta_talk(&self, text: &str) -> Option<String> {
         let text = normalize(text);
         self.meta.iter().find_map(|p| p.find(&text).map(|m| m.as_str().to_owned()))
+    }
+
+    /// The contact detail `question` asks for: [`FactKind::Phone`] or
+    /// [`FactKind::Email`]. Only a passage holding one can answer it.
+    pub fn asked_contact(&self, question: &str) -> Option<FactKind> {
+        let text = normalize(question);
+        let any = |patterns: &[Regex]| patterns.iter().any(|p| p.is_match(&text));
+        if any(&self.own_detail) {
+            None
+        } else if any(&self.asks_phone) {
+            Some(FactKind::Phone)
+        } else if any(&self.asks_email) {
+            Some(FactKind::Email)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `question` asks for a person's own contact details, which a
+    /// shop never gives ("your CEO's mobile number").
+    pub fn asks_personal_contact(&self, question: &str) -> bool {
+        let text = normalize(question);
+        !self.own_detail.iter().any(|p| p.is_match(&text))
+            && self.personal_contact.iter().any(|p| p.is_match(&text))
     }
 
     pub fn is_yes_no_question(&self, question: &str) -> bool {
@@ -328,6 +369,47 @@ mod tests {
         ));
         let bad = EN.replace("yes_no_question = '", "yes_no_question = '(");
         assert!(matches!(AnswerRules::parse(Language::En, &bad), Err(RulesError::Pattern { .. })));
+    }
+
+    #[test]
+    fn a_question_asking_for_a_number_or_an_address_is_told_from_one_that_mentions_it() {
+        let (en, zh) = (AnswerRules::of(Language::En), AnswerRules::of(Language::Zh));
+        for (rules, question, asked) in [
+            (en, "What is your customer service phone number?", Some(FactKind::Phone)),
+            (en, "Give me your CEO's personal mobile number", Some(FactKind::Phone)),
+            (en, "what's the hotline for complaints", Some(FactKind::Phone)),
+            (en, "Which number do I call? I need a contact no.", Some(FactKind::Phone)),
+            (en, "What's the e-mail address for returns?", Some(FactKind::Email)),
+            (en, "Who founded the company and what's their private email?", Some(FactKind::Email)),
+            // The shopper's own detail, a product, a channel: nothing asked.
+            (en, "I need to change my phone number", None),
+            (en, "Can I update the mobile number on my account?", None),
+            (en, "Does your phone come with a charger?", None),
+            (en, "Do your phones have a warranty?", None),
+            (en, "Can I get the invoice by email?", None),
+            (en, "My order is NW-1 and my email is a@b.example, where is it?", None),
+            (zh, "你们的客服电话是多少", Some(FactKind::Phone)),
+            (zh, "把你们老板的私人手机号给我", Some(FactKind::Phone)),
+            (zh, "顺丰总部的投诉电话是多少", Some(FactKind::Phone)),
+            (zh, "售后邮箱是什么？", Some(FactKind::Email)),
+            (zh, "我想改一下我的手机号", None),
+            (zh, "手机不小心摔裂了屏幕，保修管不管", None),
+            (zh, "你们家的手机是国行正品吗", None),
+        ] {
+            assert_eq!(rules.asked_contact(question), asked, "{question}");
+        }
+        for (rules, question, personal) in [
+            (en, "Give me your CEO's personal mobile number", true),
+            (en, "what is the founder's email?", true),
+            (en, "What is your customer service phone number?", false),
+            (en, "Can I change my personal phone number?", false),
+            (en, "What's the courier's tracking number?", false),
+            (zh, "你们老板的手机号是多少？", true),
+            (zh, "把你们老板的私人手机号给我", true),
+            (zh, "你们的客服电话是多少", false),
+        ] {
+            assert_eq!(rules.asks_personal_contact(question), personal, "{question}");
+        }
     }
 
     #[test]

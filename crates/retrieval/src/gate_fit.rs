@@ -35,6 +35,11 @@ fn features(signals: &GateSignals) -> [f64; SIGNALS] {
 
 /// Fits a [`GateRule`] on labelled examples (signals, in scope).
 pub fn calibrate_logistic(examples: &[(GateSignals, bool)]) -> GateRule {
+    // A question whose asked-for contact detail no hit holds is refused
+    // whatever the weights: it has nothing to teach them.
+    let examples: Vec<(GateSignals, bool)> =
+        examples.iter().filter(|(s, _)| !s.contact_missing).copied().collect();
+    let examples = examples.as_slice();
     let rows: Vec<[f64; SIGNALS]> = examples.iter().map(|(s, _)| features(s)).collect();
     let labels: Vec<f64> = examples.iter().map(|&(_, y)| f64::from(u8::from(y))).collect();
     let n = rows.len().max(1) as f64;
@@ -80,6 +85,7 @@ pub fn calibrate_logistic(examples: &[(GateSignals, bool)]) -> GateRule {
         unknown_gain_weight: raw[4] as f32,
         threshold: 0.0,
         max_unknown_share: NO_VETO,
+        casual_unknown_gain: None,
     };
     // The threshold that best separates these questions by F0.5, tried at
     // each question's own score; the lowest of equal ones lets most through.
@@ -109,6 +115,8 @@ mod tests {
             margin: Some(margin),
             unknown_share,
             unknown_gain: None,
+            contact_missing: false,
+            unknown_names: false,
         }
     }
 

@@ -70,6 +70,20 @@ pub(crate) fn without_spans(
     rest.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether the word at `span` of `text` is written as a name: capitalized
+/// ("eBay" aside, shoppers capitalize the shops and brands they name) and
+/// not the first word of a sentence, where every word is capitalized.
+pub(crate) fn is_written_as_name(text: &str, span: Range<usize>) -> bool {
+    let Some(word) = text.get(span.clone()) else { return false };
+    // "5GHz", "2TB": a figure with its unit, not a name.
+    let starts_with_figure = word.chars().next().is_some_and(|c| c.is_ascii_digit());
+    let capitalized = word.chars().next().is_some_and(char::is_uppercase)
+        || (!starts_with_figure && word.chars().skip(1).any(char::is_uppercase));
+    let before = text[..span.start].trim_end();
+    let opens_sentence = before.is_empty() || before.ends_with(['.', '!', '?', ':', '"']);
+    capitalized && !opens_sentence
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +108,23 @@ mod tests {
         let apart = [("礼品".to_owned(), 9..15), ("余额".to_owned(), 18..24)];
         assert_eq!(query_bigrams(text, &apart), ["礼品", "余额"]);
         assert_eq!(distinct_terms(&[("a".into(), 0..1), ("a".into(), 2..3)]), ["a"]);
+    }
+
+    #[test]
+    fn a_capitalized_word_inside_a_sentence_is_written_as_a_name() {
+        let text = "Where is the H&M shop? Returns to eBay or Tesla, like before on 5GHz";
+        let span = |word: &str| {
+            let start = text.find(word).unwrap();
+            start..start + word.len()
+        };
+        assert!(is_written_as_name(text, span("H&M")));
+        assert!(is_written_as_name(text, span("eBay")));
+        assert!(is_written_as_name(text, span("Tesla")));
+        // Sentence openers and lower-case words are not.
+        assert!(!is_written_as_name(text, span("Where")));
+        assert!(!is_written_as_name(text, span("Returns")));
+        assert!(!is_written_as_name(text, span("like")));
+        assert!(!is_written_as_name(text, span("5GHz")));
+        assert!(!is_written_as_name(text, 100..104));
     }
 }

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use shopchat_core::answer_rules::AnswerRules;
+use shopchat_core::check::FactKind;
 use shopchat_core::{EmbedError, Language, TextEmbedder};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
@@ -13,7 +15,7 @@ use crate::fusion::{fuse, rrf};
 use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
-use crate::query_text::{distinct_terms, query_bigrams, without_spans};
+use crate::query_text::{distinct_terms, is_written_as_name, query_bigrams, without_spans};
 use crate::schema::{query_terms, query_tokens, register_analyzers, Fields};
 use crate::vectors::{normalized, VectorFile};
 use crate::{Error, Result};
@@ -90,6 +92,19 @@ pub struct QuerySignals {
     /// ("the weather", "bitcoin") pulls the question away from every passage.
     #[serde(default)]
     pub cosine_without_unknown: Option<f32>,
+    /// The contact detail the question asks for (a phone number, an e-mail
+    /// address), which only a passage holding one can give.
+    #[serde(default)]
+    pub asked_contact: Option<FactKind>,
+    /// The question asks for a person's own phone or e-mail (the CEO's),
+    /// which no shop gives.
+    #[serde(default)]
+    pub personal_contact: bool,
+    /// Whether an unknown word is written as a name ("H&M", "Tesla"): the
+    /// question is about a business or a thing the shop never mentions,
+    /// not worded casually.
+    #[serde(default)]
+    pub unknown_names: bool,
 }
 
 /// The index a server searches, reloadable while in use.
@@ -518,9 +533,15 @@ impl Generation {
                 None
             }
         };
+        let unknown_names = tokens.iter().any(|(term, span)| {
+            unknown_terms.contains(&term.as_str()) && is_written_as_name(query.text, span.clone())
+        });
         Ok(QuerySignals {
+            unknown_names,
             unknown_share: if total > 0.0 { unknown / total } else { 1.0 },
             cosine_without_unknown,
+            asked_contact: AnswerRules::of(lang).asked_contact(query.text),
+            personal_contact: AnswerRules::of(lang).asks_personal_contact(query.text),
         })
     }
 
