@@ -44,6 +44,9 @@ pub enum Degenerate {
     WrongRow,
     /// Cites only passages that do not hold its facts.
     WrongCitation,
+    /// Says it does not know, although a sentence of its passages holds
+    /// most of the question.
+    Declined,
 }
 
 impl Degenerate {
@@ -58,6 +61,7 @@ impl Degenerate {
             Degenerate::Contradicts => "the answer contradicts its passage".into(),
             Degenerate::WrongRow => "the answer takes a number from another case".into(),
             Degenerate::WrongCitation => "the answer cites a passage without its facts".into(),
+            Degenerate::Declined => "the model said it does not know; a passage answers".into(),
         }
     }
 }

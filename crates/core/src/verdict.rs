@@ -48,7 +48,10 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     let rules = AnswerRules::of(input.lang);
     let repaired = rules.without_preamble(answer.trim());
     let answer = repaired.as_str();
-    if answer.is_empty() || rules.is_refusal(answer) {
+    // In any language: a small model often declines in English whatever
+    // the shopper wrote ("抱歉, I don't know the answer to that.").
+    let declines = Language::ALL.into_iter().any(|lang| AnswerRules::of(lang).is_refusal(answer));
+    if answer.is_empty() || declines {
         return Verdict::Refusal;
     }
     let extract = extract_titled_answer(

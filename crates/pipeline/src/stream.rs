@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use shopchat_core::check::AllowedFacts;
-use shopchat_core::degenerate::is_looping;
-use shopchat_core::extract::{Aliases, Extract};
+use shopchat_core::check::{AllowedFacts, CheckOutcome};
+use shopchat_core::degenerate::{is_looping, Degenerate};
+use shopchat_core::extract::{extract_titled_answer, Aliases, Extract};
 use shopchat_core::prompt::{cited_passages, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
 use shopchat_core::verdict::{judge, AnswerInput, Verdict};
@@ -151,6 +151,22 @@ impl AnswerStream {
         Finished { reply, generated: self.text.clone(), stopped: false, stats: None }
     }
 
+    /// The refusal (or the hand-off it leads to after refusals in a row).
+    fn refused(&self) -> Reply {
+        let setup = &self.setup;
+        let mut reply = refusal_reply(
+            &setup.texts,
+            &setup.prompt,
+            setup.lang,
+            setup.refusals_in_a_row,
+            setup.handoff_after_refusals,
+        );
+        reply.gate = Some(setup.gate);
+        reply.model = Some(setup.model.clone());
+        reply.prompt_version = Some(setup.prompt.id());
+        reply
+    }
+
     /// Checks the finished (or stopped) text against the passages.
     fn finish(&self, stats: Option<GenerationStats>, stopped: bool) -> Finished {
         let setup = &self.setup;
@@ -182,19 +198,27 @@ impl AnswerStream {
         let (check, extract, shown) = match verdict {
             Verdict::Checked { check, extract, text } => (check, extract, text),
             // "I don't know" in any wording is a refusal, never an answer.
-            Verdict::Refusal => {
-                let mut reply = refusal_reply(
-                    &setup.texts,
-                    &setup.prompt,
-                    setup.lang,
-                    setup.refusals_in_a_row,
-                    setup.handoff_after_refusals,
-                );
-                reply.gate = Some(setup.gate);
-                reply.model = Some(setup.model.clone());
-                reply.prompt_version = Some(setup.prompt.id());
-                return finished(reply);
-            }
+            // A small model says it often, though the gate let the question
+            // through and one sentence of the passages holds most of its
+            // words: then the shopper gets that sentence, quoted and cited,
+            // as when no model writes the language (`replaced`).
+            Verdict::Refusal if !stopped => match quotable(&input, &setup.gate) {
+                Some(extract) => {
+                    tracing::info!(
+                        coverage = extract.coverage,
+                        "the model declined; its passage's sentence is quoted"
+                    );
+                    let mut reply = self.extractive_reply(&extract);
+                    reply.check = Some(CheckOutcome {
+                        passed: false,
+                        unsupported: Vec::new(),
+                        degenerate: Some(Degenerate::Declined),
+                    });
+                    return finished(reply);
+                }
+                None => return finished(self.refused()),
+            },
+            Verdict::Refusal => return finished(self.refused()),
         };
         let cited = cited_passages(&generated, setup.passages.len());
         if check.passed {
@@ -250,6 +274,30 @@ impl AnswerStream {
             effect: None,
         }
     }
+}
+
+/// The share of the question's words a sentence must hold to be quoted
+/// when the model declined to answer: at least half of them, so that a
+/// question the passages only touch on is still refused.
+const QUOTE_AFTER_DECLINE: f32 = 0.5;
+
+/// The share of the question's weight (its rare words weigh most) the best
+/// hit must cover, as the gate measured it, before a declined answer is
+/// replaced by a quote. The gate lets through some questions it barely
+/// covers ("is now a good time to buy tech stocks?" matching "now" and
+/// "buy"), and there the model's "I don't know" is right. On both test
+/// shops' gate sets 0.4 keeps 63-83 % of the in-scope questions and 3-18 %
+/// of the out-of-scope ones (before the gate's own refusals).
+const GATE_COVERAGE_TO_QUOTE: f32 = 0.4;
+
+/// The sentence to quote when the model declined, if the gate found the
+/// question well covered and one sentence holds enough of it.
+fn quotable(input: &AnswerInput<'_>, gate: &GateDecision) -> Option<Extract> {
+    if gate.signals.coverage < GATE_COVERAGE_TO_QUOTE {
+        return None;
+    }
+    extract_titled_answer(input.question, input.passages, input.titles, input.lang, input.aliases)
+        .filter(|extract| extract.coverage >= QUOTE_AFTER_DECLINE)
 }
 
 /// `text` with a citation `[n]` before its final full stop.
@@ -308,5 +356,45 @@ mod tests {
         assert_eq!(renumber_citations("open [2", &[2]), "open [2");
         assert_eq!(cite("Gift cards last 24 months.", 1), "Gift cards last 24 months [1].");
         assert_eq!(cite("礼品卡有效期 24 个月。", 1), "礼品卡有效期 24 个月 [1]。");
+    }
+
+    #[test]
+    fn a_declined_answer_is_quoted_only_from_a_sentence_that_holds_the_question() {
+        let passages = [
+            "Standard delivery to the UK takes 2-3 business days. Express takes 1 day.",
+            "Gift cards can be used online only.",
+        ];
+        let (allowed, aliases) = (AllowedFacts::default(), Aliases::default());
+        let input = |question| AnswerInput {
+            question,
+            lang: Language::En,
+            passages: &passages,
+            titles: &[],
+            allowed: &allowed,
+            aliases: &aliases,
+        };
+        let gate = |coverage: f32| GateDecision {
+            covered: true,
+            score: 1.0,
+            signals: shopchat_retrieval::gate::GateSignals {
+                cosine: None,
+                coverage,
+                margin: None,
+                unknown_share: 0.0,
+                unknown_gain: None,
+                contact_missing: false,
+                unknown_names: false,
+            },
+        };
+        let question = "How long does standard delivery to the UK take?";
+        let quoted = quotable(&input(question), &gate(0.8)).unwrap();
+        assert_eq!(quoted.passage, 0);
+        assert!(quoted.text.contains("2-3 business days"), "{quoted:?}");
+        // A question the gate barely covered keeps the model's refusal.
+        assert!(quotable(&input(question), &gate(0.2)).is_none());
+        // The passages touch on the question (delivery) but hold too little
+        // of it: the refusal stands.
+        let touched = "Do you deliver furniture to Antarctica by drone?";
+        assert!(quotable(&input(touched), &gate(0.8)).is_none());
     }
 }
