@@ -376,15 +376,7 @@ mod tests {
         let gate = |coverage: f32| GateDecision {
             covered: true,
             score: 1.0,
-            signals: shopchat_retrieval::gate::GateSignals {
-                cosine: None,
-                coverage,
-                margin: None,
-                unknown_share: 0.0,
-                unknown_gain: None,
-                contact_missing: false,
-                unknown_names: false,
-            },
+            signals: shopchat_retrieval::gate::GateSignals { coverage, ..Default::default() },
         };
         let question = "How long does standard delivery to the UK take?";
         let quoted = quotable(&input(question), &gate(0.8)).unwrap();

@@ -319,7 +319,7 @@ impl GateConfig {
 }
 
 /// What the gate measured.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GateSignals {
     /// Best cosine similarity among the top hits; `None` without vectors.
     pub cosine: Option<f32>,
@@ -487,14 +487,28 @@ mod tests {
     use super::*;
 
     fn signals(cosine: f32, coverage: f32) -> GateSignals {
-        GateSignals {
-            cosine: Some(cosine),
-            coverage,
-            margin: None,
-            unknown_share: 0.0,
-            unknown_gain: None,
-            contact_missing: false,
-            unknown_names: false,
+        GateSignals { cosine: Some(cosine), coverage, ..GateSignals::default() }
+    }
+
+    /// A hit on an English FAQ entry with `text` and, if given, a cosine.
+    fn hit(text: &str, cosine: Option<f32>) -> Hit {
+        Hit {
+            passage: crate::Passage {
+                id: "faq/x@en".into(),
+                kind: crate::PassageKind::Faq,
+                lang: Language::En,
+                title: String::new(),
+                heading_path: Vec::new(),
+                text: text.into(),
+                url: None,
+                tags: Vec::new(),
+                customer_id: None,
+            },
+            rank: 1,
+            fused: 0.0,
+            bm25: None,
+            cosine: cosine.map(|score| crate::Ranked { score, rank: 1 }),
+            coverage: 0.0,
         }
     }
 
@@ -582,24 +596,7 @@ mod tests {
 
         // The gain is the whole query's best cosine over all the hits,
         // less the best cosine without the unknown words.
-        let hit = |cosine: f32| Hit {
-            passage: crate::Passage {
-                id: "faq/x@en".into(),
-                kind: crate::PassageKind::Faq,
-                lang: Language::En,
-                title: String::new(),
-                heading_path: Vec::new(),
-                text: String::new(),
-                url: None,
-                tags: Vec::new(),
-                customer_id: None,
-            },
-            rank: 1,
-            fused: 0.0,
-            bm25: None,
-            cosine: Some(crate::Ranked { score: cosine, rank: 1 }),
-            coverage: 0.0,
-        };
+        let hit = |cosine: f32| hit("", Some(cosine));
         let hits = [hit(0.80), hit(0.84), hit(0.81), hit(0.90)];
         let query = QuerySignals {
             unknown_share: 0.3,
@@ -664,24 +661,7 @@ mod tests {
 
     #[test]
     fn a_contact_detail_no_hit_holds_is_missing() {
-        let hit = |text: &str| Hit {
-            passage: crate::Passage {
-                id: "faq/x@en".into(),
-                kind: crate::PassageKind::Faq,
-                lang: Language::En,
-                title: String::new(),
-                heading_path: Vec::new(),
-                text: text.into(),
-                url: None,
-                tags: Vec::new(),
-                customer_id: None,
-            },
-            rank: 1,
-            fused: 0.0,
-            bm25: None,
-            cosine: None,
-            coverage: 0.0,
-        };
+        let hit = |text: &str| hit(text, None);
         let asking = |kind| QuerySignals {
             unknown_share: 0.0,
             cosine_without_unknown: None,
