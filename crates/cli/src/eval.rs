@@ -244,10 +244,11 @@ fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
             entry.0 += 1;
             entry.1 += usize::from(hits.first().is_some_and(|h| is_expected(&h.passage, expected)));
         }
+        let gate_signals = GateSignals::of(&signals, &hits);
         if args.dump.is_some() {
-            dump.push(dump_line(question, &signals, &hits).to_string());
+            dump.push(dump_line(question, &signals, &gate_signals, &hits).to_string());
         }
-        examples.push((lang, GateSignals::of(&signals, &hits), in_scope));
+        examples.push((lang, gate_signals, in_scope));
     }
     if let Some(path) = &args.dump {
         std::fs::write(path, dump.join("\n") + "\n")
@@ -340,9 +341,9 @@ fn is_expected(passage: &shopchat_retrieval::Passage, expected: &str) -> bool {
 fn dump_line(
     question: &serde_json::Value,
     signals: &shopchat_retrieval::QuerySignals,
+    gate_signals: &GateSignals,
     hits: &[shopchat_retrieval::Hit],
 ) -> serde_json::Value {
-    let contact_missing = GateSignals::of(signals, hits).contact_missing;
     let hits: Vec<serde_json::Value> = hits
         .iter()
         .map(|h| {
@@ -362,7 +363,7 @@ fn dump_line(
         "expect_id": question["expect_id"],
         "unknown_share": signals.unknown_share,
         "cosine_without_unknown": signals.cosine_without_unknown,
-        "contact_missing": contact_missing,
+        "contact_missing": gate_signals.contact_missing,
         "hits": hits,
     })
 }

@@ -67,6 +67,16 @@ struct RulesFile {
     url_endings: Vec<String>,
 }
 
+/// What contact details a question asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContactAsked {
+    /// A phone number ([`FactKind::Phone`]) or an e-mail address
+    /// ([`FactKind::Email`]): only a passage holding one can answer.
+    pub detail: Option<FactKind>,
+    /// A person's own (the CEO's mobile): no shop gives it.
+    pub personal: bool,
+}
+
 /// The compiled rules of one language.
 #[derive(Debug)]
 pub struct AnswerRules {
@@ -219,28 +229,23 @@ impl AnswerRules {
         self.meta.iter().find_map(|p| p.find(&text).map(|m| m.as_str().to_owned()))
     }
 
-    /// The contact detail `question` asks for: [`FactKind::Phone`] or
-    /// [`FactKind::Email`]. Only a passage holding one can answer it.
-    pub fn asked_contact(&self, question: &str) -> Option<FactKind> {
+    /// The contact details `question` asks for. A question about the
+    /// shopper's own phone or e-mail ("can I change my phone number?")
+    /// asks for none.
+    pub fn contact_asked(&self, question: &str) -> ContactAsked {
         let text = normalize(question);
         let any = |patterns: &[Regex]| patterns.iter().any(|p| p.is_match(&text));
         if any(&self.own_detail) {
-            None
-        } else if any(&self.asks_phone) {
+            return ContactAsked::default();
+        }
+        let detail = if any(&self.asks_phone) {
             Some(FactKind::Phone)
         } else if any(&self.asks_email) {
             Some(FactKind::Email)
         } else {
             None
-        }
-    }
-
-    /// Whether `question` asks for a person's own contact details, which a
-    /// shop never gives ("your CEO's mobile number").
-    pub fn asks_personal_contact(&self, question: &str) -> bool {
-        let text = normalize(question);
-        !self.own_detail.iter().any(|p| p.is_match(&text))
-            && self.personal_contact.iter().any(|p| p.is_match(&text))
+        };
+        ContactAsked { detail, personal: any(&self.personal_contact) }
     }
 
     pub fn is_yes_no_question(&self, question: &str) -> bool {
@@ -396,7 +401,7 @@ mod tests {
             (zh, "手机不小心摔裂了屏幕，保修管不管", None),
             (zh, "你们家的手机是国行正品吗", None),
         ] {
-            assert_eq!(rules.asked_contact(question), asked, "{question}");
+            assert_eq!(rules.contact_asked(question).detail, asked, "{question}");
         }
         for (rules, question, personal) in [
             (en, "Give me your CEO's personal mobile number", true),
@@ -408,7 +413,7 @@ mod tests {
             (zh, "把你们老板的私人手机号给我", true),
             (zh, "你们的客服电话是多少", false),
         ] {
-            assert_eq!(rules.asks_personal_contact(question), personal, "{question}");
+            assert_eq!(rules.contact_asked(question).personal, personal, "{question}");
         }
     }
 

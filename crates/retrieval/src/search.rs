@@ -536,12 +536,13 @@ impl Generation {
         let unknown_names = tokens.iter().any(|(term, span)| {
             unknown_terms.contains(&term.as_str()) && is_written_as_name(query.text, span.clone())
         });
+        let contact = AnswerRules::of(lang).contact_asked(query.text);
         Ok(QuerySignals {
             unknown_names,
             unknown_share: if total > 0.0 { unknown / total } else { 1.0 },
             cosine_without_unknown,
-            asked_contact: AnswerRules::of(lang).asked_contact(query.text),
-            personal_contact: AnswerRules::of(lang).asks_personal_contact(query.text),
+            asked_contact: contact.detail,
+            personal_contact: contact.personal,
         })
     }
 
