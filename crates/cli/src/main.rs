@@ -75,6 +75,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Tokenize `{"text": ...}` JSON lines; prints `{"text": ..., "ids": [...]}`.
     Tokenize(TokenizeArgs),
+    /// Embed `{"text": ...}` JSON lines with the sentence embedder (as a
+    /// query, or with `--passages` as passages); prints `{"text": ..., "vector": [...]}`.
+    Embed(EmbedArgs),
     /// Measure load time, prefill and decode speed, time to first token.
     Bench(BenchArgs),
     /// Index build time and search latency on a generated corpus.
@@ -162,6 +165,16 @@ struct TokenizeArgs {
 }
 
 #[derive(Args)]
+struct EmbedArgs {
+    /// JSON lines with a `text` field; `-` for standard input.
+    #[arg(long)]
+    jsonl: PathBuf,
+    /// Embed the texts as passages (e5 prefixes `passage: `), not queries.
+    #[arg(long)]
+    passages: bool,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     #[command(flatten)]
     model: ModelArg,
@@ -220,6 +233,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => harness::replay(&cli.models_dir, args),
         Command::Generate(args) => generate(&registry, args),
         Command::Tokenize(args) => tokenize(&registry, args),
+        Command::Embed(args) => embed(&registry, args),
         Command::Bench(args) => bench_model(&registry, args),
         Command::BenchSearch(args) => bench_search::run(&registry, args),
         Command::Index(args) => knowledge::index(&registry, args),
@@ -304,15 +318,47 @@ fn generate(registry: &ModelRegistry, args: GenerateArgs) -> Result<()> {
 fn tokenize(registry: &ModelRegistry, args: TokenizeArgs) -> Result<()> {
     let path = registry.resolve_chat_model(&args.model.model)?;
     let tokenizer = Tokenizer::load(&path)?;
-    let input: Box<dyn BufRead> = if args.jsonl.as_os_str() == "-" {
+    let mut stdout = std::io::stdout().lock();
+    for text in read_texts(&args.jsonl)? {
+        // Like llama.cpp's llama-tokenize: control-token text is parsed as
+        // control tokens, and no BOS is added.
+        let ids = tokenizer.encode_trusted(&text)?;
+        writeln!(stdout, "{}", serde_json::json!({"text": text, "ids": ids}))?;
+    }
+    Ok(())
+}
+
+fn embed(registry: &ModelRegistry, args: EmbedArgs) -> Result<()> {
+    let Some(embedder) = knowledge::load_embedder(registry)? else {
+        bail!("no sentence embedder is installed: `shopchat models fetch minilm-l6`");
+    };
+    let texts = read_texts(&args.jsonl)?;
+    let mut stdout = std::io::stdout().lock();
+    for batch in texts.chunks(32) {
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let vectors = if args.passages {
+            embedder.embed_passages(&refs)?
+        } else {
+            embedder.embed_queries(&refs)?
+        };
+        for (text, vector) in batch.iter().zip(vectors) {
+            writeln!(stdout, "{}", serde_json::json!({"text": text, "vector": vector}))?;
+        }
+    }
+    Ok(())
+}
+
+/// The `text` of each JSON line in `path` (`-` for standard input), blank
+/// lines skipped.
+fn read_texts(path: &std::path::Path) -> Result<Vec<String>> {
+    let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::io::BufReader::new(
-            std::fs::File::open(&args.jsonl)
-                .with_context(|| format!("opening {}", args.jsonl.display()))?,
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
         ))
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut texts = Vec::new();
     for (number, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
@@ -323,12 +369,9 @@ fn tokenize(registry: &ModelRegistry, args: TokenizeArgs) -> Result<()> {
         let Some(text) = value.get("text").and_then(|t| t.as_str()) else {
             bail!("line {}: no \"text\" string", number + 1);
         };
-        // Like llama.cpp's llama-tokenize: control-token text is parsed as
-        // control tokens, and no BOS is added.
-        let ids = tokenizer.encode_trusted(text)?;
-        writeln!(stdout, "{}", serde_json::json!({"text": text, "ids": ids}))?;
+        texts.push(text.to_owned());
     }
-    Ok(())
+    Ok(texts)
 }
 
 fn bench_model(registry: &ModelRegistry, args: BenchArgs) -> Result<()> {

@@ -944,3 +944,36 @@ fn a_server_killed_mid_answer_keeps_what_was_said_and_shoppers_resume() {
     });
     drop(server);
 }
+
+#[test]
+fn embed_prints_a_vector_per_line_and_names_a_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("texts.jsonl");
+    std::fs::write(
+        &texts,
+        "{\"text\": \"How long does delivery to Germany take?\"}\n\n\
+         {\"text\": \"Delivery to Germany takes 3-5 business days.\"}\n\
+         {\"text\": \"Gift cards never expire.\"}\n",
+    )
+    .unwrap();
+    let vectors = |args: &[&str]| -> Vec<Vec<f32>> {
+        let output = shopchat(&[&["embed", "--jsonl", texts.to_str().unwrap()], args].concat());
+        stdout(&output)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["vector"].clone())
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect()
+    };
+    let queries = vectors(&[]);
+    let passages = vectors(&["--passages"]);
+    assert_eq!((queries.len(), passages.len()), (3, 3));
+    assert!(queries.iter().chain(&passages).all(|v| v.len() == 384));
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f32>();
+    let (question, delivery, gift) = (&queries[0], &passages[1], &passages[2]);
+    assert!(dot(question, delivery) > dot(question, gift));
+
+    std::fs::write(&texts, "{\"text\": \"fine\"}\n{\"q\": \"no text\"}\n").unwrap();
+    let output = shopchat(&["embed", "--jsonl", texts.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2: no \"text\" string"));
+}
