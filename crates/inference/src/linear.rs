@@ -2,12 +2,11 @@
 //! (`shopchat-kernels`) when they have its block format, by candle's
 //! otherwise.
 //!
-//! For the k-quants (Q4_K, Q6_K) ours run decoding only: they keep a scale
-//! per 32 activations and one float multiply-add per 32 values, where
-//! candle's prefill kernel scales whole 256-value blocks in integers. On
-//! Qwen 0.5B (k-quant feed-forward outputs) ours decoded 25 % faster and
-//! prefilled 20 % slower than candle's, so each does what it is better at.
-//! Both read the same bytes: the weights are loaded once.
+//! For the k-quants (Q4_K, Q6_K) ours run decoding only. Both ours and
+//! candle's sum a 256-value block in integers and scale it once; on
+//! Qwen 0.5B's prompts ours prefilled no faster than candle's (68-93 tok/s
+//! against 86-93, `docs/performance.md`), so candle keeps the prefill. Both
+//! read the same bytes: the weights are loaded once.
 
 use std::sync::Arc;
 
@@ -80,18 +79,24 @@ impl Kernels {
         let dims = x.dims().to_vec();
         let cols = *dims.last().unwrap_or(&0);
         let tokens = x.elem_count() / cols.max(1);
-        let mut acts: Option<Activations> = None;
+        // The input as floats, and quantized in each layout asked for.
+        let mut input: Option<Vec<f32>> = None;
+        let mut acts: Vec<Activations> = Vec::new();
         let mut out = Vec::with_capacity(N);
         for matrix in matrices {
             let Some(format) = matrix.ours_for(tokens) else {
                 out.push(matrix.candle.forward(x)?);
                 continue;
             };
-            if acts.is_none() {
-                let input = x.flatten_all()?.to_vec1::<f32>()?;
-                acts = Some(Activations::quantize(&input, tokens, cols));
+            let layout = format.activation_layout();
+            if !acts.iter().any(|a| a.layout() == layout) {
+                if input.is_none() {
+                    input = Some(x.flatten_all()?.to_vec1::<f32>()?);
+                }
+                let input = input.as_deref().expect("read above");
+                acts.push(Activations::quantize(input, tokens, cols, layout));
             }
-            let acts = acts.as_ref().expect("quantized above");
+            let acts = acts.iter().find(|a| a.layout() == layout).expect("quantized above");
             let bytes = matrix.weights.data()?;
             let weights = QuantizedMatrix::from_bytes(format, matrix.rows, matrix.cols, &bytes)?;
             let mut y = vec![0f32; tokens * matrix.rows];

@@ -6,9 +6,12 @@
 
 use half::f16;
 
+use crate::quantize::ActivationLayout;
+
 /// Values per block of the 32-value formats, and per activation block.
 pub(crate) const QK: usize = 32;
-/// Values per block of the k-quant formats.
+/// Values per block of the k-quant formats, and per activation block of
+/// the matrices in those formats.
 pub(crate) const QK_K: usize = 256;
 
 /// The weight formats these kernels compute with. Others stay with candle.
@@ -28,6 +31,14 @@ impl Format {
         match self {
             Format::Q4K | Format::Q6K => QK_K,
             _ => QK,
+        }
+    }
+
+    /// How this format's matrices want their input quantized.
+    pub fn activation_layout(self) -> ActivationLayout {
+        match self {
+            Format::Q4K | Format::Q6K => ActivationLayout::Blocks256,
+            _ => ActivationLayout::Blocks32,
         }
     }
 
@@ -59,25 +70,18 @@ pub(crate) fn scale(bytes: [u8; 2]) -> f32 {
     f16::from_bits(u16::from_le_bytes(bytes)).to_f32()
 }
 
-/// A weight block: one or more sub-blocks of 32 values (one per activation
-/// block), each with its scales and its values as signed integers. The
-/// scalar kernels read blocks through this trait; the SIMD kernels unpack the
-/// same bits with vector instructions and are tested against it.
+/// A weight block of 32 values (one per activation block), with its scale
+/// and its values as signed integers. The scalar kernels read blocks
+/// through this trait; the SIMD kernels unpack the same bits with vector
+/// instructions and are tested against it.
 pub(crate) trait WeightBlock: Copy + Send + Sync + 'static {
-    const FORMAT: Format;
-    /// 32-value sub-blocks per block.
-    const SUBS: usize = 1;
-    /// Formats with an offset per sub-block (Q4_1, Q4K) add
-    /// `offset * Σ activations` per sub-block, summed apart from the lanes.
+    /// Formats with an offset (Q4_1) add `offset * Σ activations` per
+    /// block, summed apart from the lanes.
     const HAS_OFFSET: bool = false;
-    /// Whether a sub-block's two halves have their own scales.
-    const HALF_SCALES: bool = false;
-    /// Sub-block `j`'s scales for its values 0..16 and 16..32 (the same
-    /// unless the format scales every 16 values, as Q6K does).
-    fn scales(&self, j: usize) -> [f32; 2];
-    /// Sub-block `j`'s values, `value * scale + offset` being the weight.
-    fn values(&self, j: usize) -> [i8; QK];
-    fn offset(&self, _j: usize) -> f32 {
+    fn scale(&self) -> f32;
+    /// The values, `value * scale + offset` being the weight.
+    fn values(&self) -> [i8; QK];
+    fn offset(&self) -> f32 {
         0.0
     }
 }
@@ -91,11 +95,10 @@ pub(crate) struct BlockQ8_0 {
 }
 
 impl WeightBlock for BlockQ8_0 {
-    const FORMAT: Format = Format::Q8_0;
-    fn scales(&self, _j: usize) -> [f32; 2] {
-        [scale(self.d); 2]
+    fn scale(&self) -> f32 {
+        scale(self.d)
     }
-    fn values(&self, _j: usize) -> [i8; QK] {
+    fn values(&self) -> [i8; QK] {
         self.qs
     }
 }
@@ -110,11 +113,10 @@ pub(crate) struct BlockQ4_0 {
 }
 
 impl WeightBlock for BlockQ4_0 {
-    const FORMAT: Format = Format::Q4_0;
-    fn scales(&self, _j: usize) -> [f32; 2] {
-        [scale(self.d); 2]
+    fn scale(&self) -> f32 {
+        scale(self.d)
     }
-    fn values(&self, _j: usize) -> [i8; QK] {
+    fn values(&self) -> [i8; QK] {
         nibbles(&self.qs).map(|q| q as i8 - 8)
     }
 }
@@ -129,15 +131,14 @@ pub(crate) struct BlockQ4_1 {
 }
 
 impl WeightBlock for BlockQ4_1 {
-    const FORMAT: Format = Format::Q4_1;
     const HAS_OFFSET: bool = true;
-    fn scales(&self, _j: usize) -> [f32; 2] {
-        [scale(self.d); 2]
+    fn scale(&self) -> f32 {
+        scale(self.d)
     }
-    fn offset(&self, _j: usize) -> f32 {
+    fn offset(&self) -> f32 {
         scale(self.m)
     }
-    fn values(&self, _j: usize) -> [i8; QK] {
+    fn values(&self) -> [i8; QK] {
         nibbles(&self.qs).map(|q| q as i8)
     }
 }
@@ -153,11 +154,10 @@ pub(crate) struct BlockQ5_0 {
 }
 
 impl WeightBlock for BlockQ5_0 {
-    const FORMAT: Format = Format::Q5_0;
-    fn scales(&self, _j: usize) -> [f32; 2] {
-        [scale(self.d); 2]
+    fn scale(&self) -> f32 {
+        scale(self.d)
     }
-    fn values(&self, _j: usize) -> [i8; QK] {
+    fn values(&self) -> [i8; QK] {
         let qh = u32::from_le_bytes(self.qh);
         let mut v = nibbles(&self.qs).map(|q| q as i8);
         for (j, v) in v.iter_mut().enumerate() {
@@ -177,4 +177,15 @@ pub(crate) struct ActBlock {
     pub d: f32,
     pub sum: f32,
     pub qs: [i8; QK],
+}
+
+/// One block of 256 activations for the k-quant matrices: `d * q`, `d` in
+/// f32, with `bsums[i]` the sum of values `16i..16i+16` (for the formats
+/// with a minimum per sub-block).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct ActBlockK {
+    pub d: f32,
+    pub qs: [i8; QK_K],
+    pub bsums: [i16; QK_K / 16],
 }

@@ -1,8 +1,11 @@
 //! Quantized matrix kernels for the local language model.
 //!
 //! The transformer's weights stay in their GGUF block formats; activations are
-//! quantized to int8 once per matrix input, and each output is an integer dot
-//! product per block, scaled and summed in floats.
+//! quantized to int8 once per matrix input (blocks of 32 for the 32-value
+//! formats, of 256 for the k-quants), and each output is an integer dot
+//! product per block, scaled and summed in floats. A k-quant block's eight
+//! sub-blocks have small integer scales, so the whole block is summed in
+//! integers and scaled once.
 //!
 //! Key design decision: **every kernel set computes the same bits.** The
 //! floating-point part of a dot product follows one fixed order, the order of
@@ -33,4 +36,4 @@ pub use blocks::Format;
 pub use dispatch::{KernelSet, KernelSetError};
 pub use matmul::{MatmulError, QuantizedMatrix};
 pub use pool::ThreadPool;
-pub use quantize::Activations;
+pub use quantize::{ActivationLayout, Activations};

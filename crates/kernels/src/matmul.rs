@@ -1,12 +1,10 @@
 //! A quantized weight matrix and its product with quantized activations.
 
-use crate::blocks::{
-    ActBlock, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Format, WeightBlock, QK,
-};
+use crate::blocks::{ActBlock, ActBlockK, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Format};
 use crate::dispatch::KernelSet;
 use crate::kquants::{BlockQ4K, BlockQ6K};
 use crate::pool::ThreadPool;
-use crate::quantize::Activations;
+use crate::quantize::{ActivationLayout, Activations, Quantized};
 use crate::scalar;
 
 /// Weight rows computed together: each activation block loaded is used for
@@ -30,6 +28,8 @@ pub enum MatmulError {
     InputWidth { expected: usize, got: usize },
     #[error("the output holds {got} values, {expected} are needed")]
     OutputSize { expected: usize, got: usize },
+    #[error("a {format:?} matrix takes activations quantized as {expected:?}, not {got:?}")]
+    Layout { format: Format, expected: ActivationLayout, got: ActivationLayout },
 }
 
 enum Weights<'a> {
@@ -51,9 +51,11 @@ pub struct QuantizedMatrix<'a> {
     weights: Weights<'a>,
 }
 
-/// The blocks in `bytes`, whose length is a whole number of blocks.
-fn blocks_from<B: WeightBlock>(bytes: &[u8]) -> &[B] {
-    let size = B::FORMAT.block_bytes();
+/// The blocks of `format` in `bytes`, whose length is a whole number of
+/// blocks. `B` must be one of the block types, each `repr(C)` over byte
+/// arrays.
+fn blocks_from<B: Copy>(format: Format, bytes: &[u8]) -> &[B] {
+    let size = format.block_bytes();
     assert!(size_of::<B>() == size && align_of::<B>() == 1 && bytes.len().is_multiple_of(size));
     // SAFETY: every block type is `repr(C)` over byte arrays only, so it has
     // alignment 1, no padding and no invalid bit patterns; its size is the
@@ -78,12 +80,12 @@ impl<'a> QuantizedMatrix<'a> {
             return Err(MatmulError::WrongSize { format, rows, cols, expected, got: bytes.len() });
         }
         let weights = match format {
-            Format::Q4_0 => Weights::Q4_0(blocks_from(bytes)),
-            Format::Q4_1 => Weights::Q4_1(blocks_from(bytes)),
-            Format::Q5_0 => Weights::Q5_0(blocks_from(bytes)),
-            Format::Q8_0 => Weights::Q8_0(blocks_from(bytes)),
-            Format::Q4K => Weights::Q4K(blocks_from(bytes)),
-            Format::Q6K => Weights::Q6K(blocks_from(bytes)),
+            Format::Q4_0 => Weights::Q4_0(blocks_from(format, bytes)),
+            Format::Q4_1 => Weights::Q4_1(blocks_from(format, bytes)),
+            Format::Q5_0 => Weights::Q5_0(blocks_from(format, bytes)),
+            Format::Q8_0 => Weights::Q8_0(blocks_from(format, bytes)),
+            Format::Q4K => Weights::Q4K(blocks_from(format, bytes)),
+            Format::Q6K => Weights::Q6K(blocks_from(format, bytes)),
         };
         Ok(QuantizedMatrix { rows, cols, weights })
     }
@@ -122,14 +124,25 @@ impl<'a> QuantizedMatrix<'a> {
         if out.len() != expected {
             return Err(MatmulError::OutputSize { expected, got: out.len() });
         }
-        let shape = Shape { rows: self.rows, blocks: self.cols / QK, tokens: acts.tokens() };
-        match &self.weights {
-            Weights::Q4_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
-            Weights::Q4_1(w) => product(w, acts.blocks(), shape, out, kernels, pool),
-            Weights::Q5_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
-            Weights::Q8_0(w) => product(w, acts.blocks(), shape, out, kernels, pool),
-            Weights::Q4K(w) => product(w, acts.blocks(), shape, out, kernels, pool),
-            Weights::Q6K(w) => product(w, acts.blocks(), shape, out, kernels, pool),
+        let expected = self.format().activation_layout();
+        if acts.layout() != expected {
+            let format = self.format();
+            return Err(MatmulError::Layout { format, expected, got: acts.layout() });
+        }
+        let blocks = self.cols / expected.block_values();
+        let shape = Shape { rows: self.rows, blocks, tokens: acts.tokens() };
+        match (&self.weights, acts.quantized()) {
+            (Weights::Q4_0(w), Quantized::Blocks32(a)) => product(w, a, shape, out, kernels, pool),
+            (Weights::Q4_1(w), Quantized::Blocks32(a)) => product(w, a, shape, out, kernels, pool),
+            (Weights::Q5_0(w), Quantized::Blocks32(a)) => product(w, a, shape, out, kernels, pool),
+            (Weights::Q8_0(w), Quantized::Blocks32(a)) => product(w, a, shape, out, kernels, pool),
+            (Weights::Q4K(w), Quantized::Blocks256(a)) => {
+                product_k(w, a, shape, out, kernels, pool)
+            }
+            (Weights::Q6K(w), Quantized::Blocks256(a)) => {
+                product_k(w, a, shape, out, kernels, pool)
+            }
+            _ => unreachable!("the activation layout was checked above"),
         }
         Ok(())
     }
@@ -163,21 +176,30 @@ impl SharedOutput {
 }
 
 #[cfg(target_arch = "x86_64")]
-use crate::x86::Avx2Block as KernelBlock;
+use crate::x86::{Avx2Block as KernelBlock, Avx2KBlock as KernelKBlock};
 #[cfg(not(target_arch = "x86_64"))]
-use WeightBlock as KernelBlock;
+use crate::{blocks::WeightBlock as KernelBlock, kquants::KBlock as KernelKBlock};
+
+/// Where one tile sits: `n_rows` weight rows from `row`, `n_tokens`
+/// activation rows from `token`.
+#[derive(Clone, Copy)]
+struct TilePlace {
+    row: usize,
+    n_rows: usize,
+    token: usize,
+    n_tokens: usize,
+}
 
 /// Splits the rows over the pool; each thread computes its rows for every
-/// token, tile by tile.
-fn product<B: KernelBlock>(
-    weights: &[B],
-    acts: &[ActBlock],
+/// token, tile by tile, with `compute` writing a tile's `n_rows * n_tokens`
+/// outputs (row-major) into the buffer it is given.
+fn split_rows(
     shape: Shape,
     out: &mut [f32],
-    kernels: KernelSet,
     pool: &ThreadPool,
+    compute: &(dyn Fn(TilePlace, &mut [f32]) + Sync),
 ) {
-    let Shape { rows, blocks, tokens } = shape;
+    let Shape { rows, tokens, .. } = shape;
     let row_tiles = rows.div_ceil(ROW_TILE);
     let parts = pool.threads().min(row_tiles);
     let tiles_per_part = row_tiles.div_ceil(parts);
@@ -192,14 +214,7 @@ fn product<B: KernelBlock>(
                 let n_rows = ROW_TILE.min(end - row);
                 for token in (chunk..chunk_end).step_by(TOKEN_TILE) {
                     let n_tokens = TOKEN_TILE.min(chunk_end - token);
-                    let tile = Tile {
-                        weights: &weights[row * blocks / B::SUBS..],
-                        acts: &acts[token * blocks..],
-                        blocks,
-                        n_rows,
-                        n_tokens,
-                    };
-                    tile.compute(kernels, &mut tile_out);
+                    compute(TilePlace { row, n_rows, token, n_tokens }, &mut tile_out);
                     for r in 0..n_rows {
                         for t in 0..n_tokens {
                             output.write((token + t) * rows + row + r, tile_out[r * n_tokens + t]);
@@ -211,61 +226,90 @@ fn product<B: KernelBlock>(
     });
 }
 
-/// `n_rows` weight rows × `n_tokens` activation rows, rows `blocks` apart.
-struct Tile<'a, B> {
-    weights: &'a [B],
-    acts: &'a [ActBlock],
-    blocks: usize,
-    n_rows: usize,
-    n_tokens: usize,
+/// Calls `$tile::<B, R, T>($args)` with the tile's shape as constants.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_of_shape {
+    ($tile:ident, $place:expr, $($args:expr),*) => {
+        match ($place.n_rows, $place.n_tokens) {
+            (4, 3) => $tile::<B, 4, 3>($($args),*),
+            (4, 2) => $tile::<B, 4, 2>($($args),*),
+            (4, 1) => $tile::<B, 4, 1>($($args),*),
+            (3, 3) => $tile::<B, 3, 3>($($args),*),
+            (3, 2) => $tile::<B, 3, 2>($($args),*),
+            (3, 1) => $tile::<B, 3, 1>($($args),*),
+            (2, 3) => $tile::<B, 2, 3>($($args),*),
+            (2, 2) => $tile::<B, 2, 2>($($args),*),
+            (2, 1) => $tile::<B, 2, 1>($($args),*),
+            (1, 3) => $tile::<B, 1, 3>($($args),*),
+            (1, 2) => $tile::<B, 1, 2>($($args),*),
+            _ => $tile::<B, 1, 1>($($args),*),
+        }
+    };
 }
 
-impl<B: KernelBlock> Tile<'_, B> {
-    fn compute(&self, kernels: KernelSet, out: &mut [f32]) {
+/// The 32-value formats: every weight block meets one activation block.
+fn product<B: KernelBlock>(
+    weights: &[B],
+    acts: &[ActBlock],
+    shape: Shape,
+    out: &mut [f32],
+    kernels: KernelSet,
+    pool: &ThreadPool,
+) {
+    let b = shape.blocks;
+    split_rows(shape, out, pool, &|place, out| {
+        let w = &weights[place.row * b..];
+        let a = &acts[place.token * b..];
         match kernels {
-            KernelSet::Scalar => self.scalar(out),
             #[cfg(target_arch = "x86_64")]
-            KernelSet::Avx2 => self.avx2(out),
-            #[cfg(not(target_arch = "x86_64"))]
-            KernelSet::Avx2 => self.scalar(out),
-        }
-    }
-
-    fn scalar(&self, out: &mut [f32]) {
-        let b = self.blocks;
-        let rb = b / B::SUBS;
-        for r in 0..self.n_rows {
-            for t in 0..self.n_tokens {
-                out[r * self.n_tokens + t] = scalar::dot(
-                    &self.weights[r * rb..(r + 1) * rb],
-                    &self.acts[t * b..(t + 1) * b],
-                );
+            KernelSet::Avx2 => {
+                use crate::x86::tile;
+                // SAFETY: `KernelSet::Avx2` is only ever selected on a CPU
+                // with AVX2, FMA and F16C (`KernelSet::is_supported`).
+                unsafe { tile_of_shape!(tile, place, w, b, a, b, b, out) }
+            }
+            _ => {
+                for r in 0..place.n_rows {
+                    for t in 0..place.n_tokens {
+                        out[r * place.n_tokens + t] =
+                            scalar::dot(&w[r * b..(r + 1) * b], &a[t * b..(t + 1) * b]);
+                    }
+                }
             }
         }
-    }
+    });
+}
 
-    #[cfg(target_arch = "x86_64")]
-    fn avx2(&self, out: &mut [f32]) {
-        use crate::x86::tile;
-        let (w, a, b) = (self.weights, self.acts, self.blocks);
-        let rb = b / B::SUBS;
-        // SAFETY: `KernelSet::Avx2` is only ever selected on a CPU with AVX2,
-        // FMA and F16C (`KernelSet::is_supported`).
-        unsafe {
-            match (self.n_rows, self.n_tokens) {
-                (4, 3) => tile::<B, 4, 3>(w, rb, a, b, b, out),
-                (4, 2) => tile::<B, 4, 2>(w, rb, a, b, b, out),
-                (4, 1) => tile::<B, 4, 1>(w, rb, a, b, b, out),
-                (3, 3) => tile::<B, 3, 3>(w, rb, a, b, b, out),
-                (3, 2) => tile::<B, 3, 2>(w, rb, a, b, b, out),
-                (3, 1) => tile::<B, 3, 1>(w, rb, a, b, b, out),
-                (2, 3) => tile::<B, 2, 3>(w, rb, a, b, b, out),
-                (2, 2) => tile::<B, 2, 2>(w, rb, a, b, b, out),
-                (2, 1) => tile::<B, 2, 1>(w, rb, a, b, b, out),
-                (1, 3) => tile::<B, 1, 3>(w, rb, a, b, b, out),
-                (1, 2) => tile::<B, 1, 2>(w, rb, a, b, b, out),
-                _ => tile::<B, 1, 1>(w, rb, a, b, b, out),
+/// The k-quants, with activations in blocks of 256: one weight block per
+/// activation block.
+fn product_k<B: KernelKBlock>(
+    weights: &[B],
+    acts: &[ActBlockK],
+    shape: Shape,
+    out: &mut [f32],
+    kernels: KernelSet,
+    pool: &ThreadPool,
+) {
+    let b = shape.blocks;
+    split_rows(shape, out, pool, &|place, out| {
+        let w = &weights[place.row * b..];
+        let a = &acts[place.token * b..];
+        match kernels {
+            #[cfg(target_arch = "x86_64")]
+            KernelSet::Avx2 => {
+                use crate::x86::tile_k;
+                // SAFETY: `KernelSet::Avx2` is only ever selected on a CPU
+                // with AVX2, FMA and F16C (`KernelSet::is_supported`).
+                unsafe { tile_of_shape!(tile_k, place, w, b, a, b, b, out) }
+            }
+            _ => {
+                for r in 0..place.n_rows {
+                    for t in 0..place.n_tokens {
+                        out[r * place.n_tokens + t] =
+                            scalar::dot_k(&w[r * b..(r + 1) * b], &a[t * b..(t + 1) * b]);
+                    }
+                }
             }
         }
-    }
+    });
 }

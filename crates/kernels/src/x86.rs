@@ -9,40 +9,34 @@
 
 use std::arch::x86_64::*;
 
-use crate::blocks::{ActBlock, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, WeightBlock};
-use crate::kquants::{BlockQ4K, BlockQ6K};
+use crate::blocks::{
+    ActBlock, ActBlockK, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, WeightBlock, QK,
+};
+use crate::kquants::{BlockQ4K, BlockQ6K, KBlock, SubScales, SUBS};
 
-/// Most sub-blocks a weight block has (the k-quants' 256 / 32).
-const MAX_SUBS: usize = 8;
-
-/// A weight block the AVX2 kernels can unpack.
+/// A 32-value weight block the AVX2 kernels can unpack.
 pub(crate) trait Avx2Block: WeightBlock {
-    /// Every sub-block's scales and offset, as [`WeightBlock::scales`] and
-    /// [`WeightBlock::offset`], into the first `SUBS` entries: the block's
-    /// f16 scales are converted once for all its sub-blocks.
+    /// [`WeightBlock::scale`] and [`WeightBlock::offset`], the f16 scales
+    /// converted with F16C.
     ///
     /// # Safety
     /// The CPU must support F16C.
-    unsafe fn unpack_scales(
-        &self,
-        scales: &mut [[f32; 2]; MAX_SUBS],
-        offsets: &mut [f32; MAX_SUBS],
-    );
+    unsafe fn unpack_scales(&self) -> (f32, f32);
 
-    /// Sub-block `j`'s 32 values as signed bytes, in order.
+    /// The 32 values as signed bytes, in order.
     ///
     /// # Safety
     /// The CPU must support AVX2.
-    unsafe fn load(&self, j: usize) -> __m256i;
+    unsafe fn load(&self) -> __m256i;
 }
 
-/// The scales of the formats with one f16 scale per 32 values.
+/// The scales of the formats with one f16 scale and no offset.
 macro_rules! one_scale {
     () => {
         #[inline]
         #[target_feature(enable = "f16c")]
-        unsafe fn unpack_scales(&self, scales: &mut [[f32; 2]; MAX_SUBS], _: &mut [f32; MAX_SUBS]) {
-            scales[0] = [f16_to_f32(u16::from_le_bytes(self.d)); 2];
+        unsafe fn unpack_scales(&self) -> (f32, f32) {
+            (f16_to_f32(u16::from_le_bytes(self.d)), 0.0)
         }
     };
 }
@@ -52,7 +46,7 @@ impl Avx2Block for BlockQ8_0 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self, _j: usize) -> __m256i {
+    unsafe fn load(&self) -> __m256i {
         // SAFETY: `qs` is 32 bytes; the load is unaligned.
         unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) }
     }
@@ -74,7 +68,7 @@ impl Avx2Block for BlockQ4_0 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self, _j: usize) -> __m256i {
+    unsafe fn load(&self) -> __m256i {
         // SAFETY: the caller has checked AVX2.
         let q = unsafe { nibbles(&self.qs) };
         _mm256_sub_epi8(q, _mm256_set1_epi8(8))
@@ -84,18 +78,13 @@ impl Avx2Block for BlockQ4_0 {
 impl Avx2Block for BlockQ4_1 {
     #[inline]
     #[target_feature(enable = "f16c")]
-    unsafe fn unpack_scales(
-        &self,
-        scales: &mut [[f32; 2]; MAX_SUBS],
-        offsets: &mut [f32; MAX_SUBS],
-    ) {
-        scales[0] = [f16_to_f32(u16::from_le_bytes(self.d)); 2];
-        offsets[0] = f16_to_f32(u16::from_le_bytes(self.m));
+    unsafe fn unpack_scales(&self) -> (f32, f32) {
+        (f16_to_f32(u16::from_le_bytes(self.d)), f16_to_f32(u16::from_le_bytes(self.m)))
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self, _j: usize) -> __m256i {
+    unsafe fn load(&self) -> __m256i {
         // SAFETY: the caller has checked AVX2.
         unsafe { nibbles(&self.qs) }
     }
@@ -106,7 +95,7 @@ impl Avx2Block for BlockQ5_0 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load(&self, _j: usize) -> __m256i {
+    unsafe fn load(&self) -> __m256i {
         // SAFETY: the caller has checked AVX2.
         let q = unsafe { nibbles(&self.qs) };
         // Byte j of the register gets bit j of `qh`: spread each of its four
@@ -129,23 +118,17 @@ impl Avx2Block for BlockQ5_0 {
     }
 }
 
-impl Avx2Block for BlockQ4K {
-    #[inline]
-    #[target_feature(enable = "f16c")]
-    unsafe fn unpack_scales(
-        &self,
-        scales: &mut [[f32; 2]; MAX_SUBS],
-        offsets: &mut [f32; MAX_SUBS],
-    ) {
-        let d = f16_to_f32(u16::from_le_bytes(self.d));
-        let dmin = f16_to_f32(u16::from_le_bytes(self.dmin));
-        for j in 0..Self::SUBS {
-            let (scale, offset) = self.sub_scales(j, d, dmin);
-            scales[j] = [scale; 2];
-            offsets[j] = offset;
-        }
-    }
+/// A k-quant block the AVX2 kernels can unpack.
+pub(crate) trait Avx2KBlock: KBlock {
+    /// Sub-block `j`'s 32 values as bytes, in order: unsigned unless
+    /// [`KBlock::SIGNED`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn load(&self, j: usize) -> __m256i;
+}
 
+impl Avx2KBlock for BlockQ4K {
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn load(&self, j: usize) -> __m256i {
@@ -157,16 +140,7 @@ impl Avx2Block for BlockQ4K {
     }
 }
 
-impl Avx2Block for BlockQ6K {
-    #[inline]
-    #[target_feature(enable = "f16c")]
-    unsafe fn unpack_scales(&self, scales: &mut [[f32; 2]; MAX_SUBS], _: &mut [f32; MAX_SUBS]) {
-        let d = f16_to_f32(u16::from_le_bytes(self.d));
-        for (j, scales) in scales.iter_mut().enumerate().take(Self::SUBS) {
-            *scales = self.sub_scales(j, d);
-        }
-    }
-
+impl Avx2KBlock for BlockQ6K {
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn load(&self, j: usize) -> __m256i {
@@ -220,52 +194,38 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
     blocks: usize,
     out: &mut [f32],
 ) {
-    assert!(R > 0 && T > 0 && out.len() >= R * T && blocks.is_multiple_of(B::SUBS));
-    assert!(B::SUBS <= MAX_SUBS);
-    assert!((R - 1) * w_stride + blocks / B::SUBS <= weights.len());
+    assert!(R > 0 && T > 0 && out.len() >= R * T);
+    assert!((R - 1) * w_stride + blocks <= weights.len());
     assert!((T - 1) * a_stride + blocks <= acts.len());
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut offsets = [[0f32; T]; R];
-    // Each weight block's sub-block scales, unpacked once for all its
-    // sub-blocks and tokens.
-    let mut scales = [[[0f32; 2]; MAX_SUBS]; R];
-    let mut block_offsets = [[0f32; MAX_SUBS]; R];
-    for wb in 0..blocks / B::SUBS {
+    for b in 0..blocks {
+        let mut scales = [(0f32, 0f32); R];
+        let mut magnitudes = [_mm256_setzero_si256(); R];
+        let mut signs = [_mm256_setzero_si256(); R];
         for r in 0..R {
-            // SAFETY: this function's callers have checked F16C.
-            unsafe {
-                weights[r * w_stride + wb].unpack_scales(&mut scales[r], &mut block_offsets[r])
+            let w = &weights[r * w_stride + b];
+            // SAFETY: this function's callers have checked AVX2 and F16C.
+            let values = unsafe {
+                scales[r] = w.unpack_scales();
+                w.load()
             };
+            magnitudes[r] = _mm256_sign_epi8(values, values);
+            signs[r] = values;
         }
-        for j in 0..B::SUBS {
-            let b = wb * B::SUBS + j;
-            let mut magnitudes = [_mm256_setzero_si256(); R];
-            let mut signs = [_mm256_setzero_si256(); R];
+        for t in 0..T {
+            let a = &acts[t * a_stride + b];
+            // SAFETY: `qs` is 32 bytes; the load is unaligned.
+            let values = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
             for r in 0..R {
-                // SAFETY: this function's callers have checked AVX2.
-                let values = unsafe { weights[r * w_stride + wb].load(j) };
-                magnitudes[r] = _mm256_sign_epi8(values, values);
-                signs[r] = values;
-            }
-            for t in 0..T {
-                let a = &acts[t * a_stride + b];
-                // SAFETY: `qs` is 32 bytes; the load is unaligned.
-                let values = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
-                for r in 0..R {
-                    let signed = _mm256_sign_epi8(values, signs[r]);
-                    let pairs = _mm256_maddubs_epi16(magnitudes[r], signed);
-                    let quads = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
-                    let [low, high] = scales[r][j];
-                    let scale = if B::HALF_SCALES {
-                        _mm256_set_m128(_mm_set1_ps(high * a.d), _mm_set1_ps(low * a.d))
-                    } else {
-                        _mm256_set1_ps(low * a.d)
-                    };
-                    acc[r][t] = _mm256_fmadd_ps(scale, quads, acc[r][t]);
-                    if B::HAS_OFFSET {
-                        offsets[r][t] = block_offsets[r][j].mul_add(a.sum, offsets[r][t]);
-                    }
+                let signed = _mm256_sign_epi8(values, signs[r]);
+                let pairs = _mm256_maddubs_epi16(magnitudes[r], signed);
+                let quads = _mm256_cvtepi32_ps(_mm256_madd_epi16(ones, pairs));
+                let (scale, offset) = scales[r];
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(scale * a.d), quads, acc[r][t]);
+                if B::HAS_OFFSET {
+                    offsets[r][t] = offset.mul_add(a.sum, offsets[r][t]);
                 }
             }
         }
@@ -275,4 +235,106 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
             out[r * T + t] = sum_lanes(acc[r][t]) + offsets[r][t];
         }
     }
+}
+
+/// [`tile`] for the k-quants with activations in blocks of 256: each
+/// sub-block's products are scaled by its integer scale (`madd`) and summed
+/// in i32 lanes over the whole block, which is then added with one FMA, as
+/// [`crate::scalar::dot_k`] does.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn tile_k<B: Avx2KBlock, const R: usize, const T: usize>(
+    weights: &[B],
+    w_stride: usize,
+    acts: &[ActBlockK],
+    a_stride: usize,
+    blocks: usize,
+    out: &mut [f32],
+) {
+    assert!(R > 0 && T > 0 && out.len() >= R * T);
+    assert!((R - 1) * w_stride + blocks <= weights.len());
+    assert!((T - 1) * a_stride + blocks <= acts.len());
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut offsets = [[0f32; T]; R];
+    for b in 0..blocks {
+        let mut sub = [SubScales::default(); R];
+        for r in 0..R {
+            sub[r] = weights[r * w_stride + b].scales_and_mins();
+        }
+        let mut sums = [[_mm256_setzero_si256(); T]; R];
+        for j in 0..SUBS {
+            let mut values = [_mm256_setzero_si256(); R];
+            let mut magnitudes = [_mm256_setzero_si256(); R];
+            let mut scales = [_mm256_setzero_si256(); R];
+            for r in 0..R {
+                // SAFETY: this function's callers have checked AVX2.
+                values[r] = unsafe { weights[r * w_stride + b].load(j) };
+                magnitudes[r] =
+                    if B::SIGNED { _mm256_sign_epi8(values[r], values[r]) } else { values[r] };
+                let [low, high] = sub[r].scales[j];
+                scales[r] = if B::SPLIT_SCALES {
+                    _mm256_set_m128i(_mm_set1_epi16(high), _mm_set1_epi16(low))
+                } else {
+                    _mm256_set1_epi16(low)
+                };
+            }
+            for t in 0..T {
+                let qs = &acts[t * a_stride + b].qs[QK * j..][..QK];
+                // SAFETY: `qs` is 32 bytes; the load is unaligned.
+                let a = unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) };
+                for r in 0..R {
+                    // Exact: |a| ≤ 127 (never -128, so negating it is
+                    // safe), values ≤ 63 in magnitude, so a pair's sum
+                    // stays far from i16 saturation.
+                    let a = if B::SIGNED { _mm256_sign_epi8(a, values[r]) } else { a };
+                    let pairs = _mm256_maddubs_epi16(magnitudes[r], a);
+                    sums[r][t] = _mm256_add_epi32(sums[r][t], _mm256_madd_epi16(pairs, scales[r]));
+                }
+            }
+        }
+        for r in 0..R {
+            let w = &weights[r * w_stride + b];
+            let (d, dmin) = (w.d(), w.dmin());
+            for t in 0..T {
+                let a = &acts[t * a_stride + b];
+                let scale = _mm256_set1_ps(a.d * d);
+                acc[r][t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums[r][t]), acc[r][t]);
+                if B::HAS_MINS {
+                    // SAFETY: this function's callers have checked AVX2.
+                    let mins = unsafe { min_sum(&sub[r].mins, a) } as f32;
+                    offsets[r][t] = (-(a.d * dmin)).mul_add(mins, offsets[r][t]);
+                }
+            }
+        }
+    }
+    for r in 0..R {
+        for t in 0..T {
+            out[r * T + t] = sum_lanes(acc[r][t]) + offsets[r][t];
+        }
+    }
+}
+
+/// [`crate::kquants::min_sum`] with vector instructions: the same exact
+/// integer.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn min_sum(mins: &[i16; SUBS], a: &ActBlockK) -> i32 {
+    // SAFETY: `mins` is 8 i16 and `bsums` 16; the loads are unaligned.
+    let (mins, low, high) = unsafe {
+        (
+            _mm_loadu_si128(mins.as_ptr().cast()),
+            _mm_loadu_si128(a.bsums.as_ptr().cast()),
+            _mm_loadu_si128(a.bsums[8..].as_ptr().cast()),
+        )
+    };
+    // Each sub-block's two sums of 16 (at most 2 × 16 × 127, no overflow).
+    let per_sub_block = _mm_hadd_epi16(low, high);
+    let products = _mm_madd_epi16(mins, per_sub_block);
+    let pairs = _mm_add_epi32(products, _mm_unpackhi_epi64(products, products));
+    _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32::<0b01>(pairs)))
 }

@@ -3,7 +3,9 @@
 
 use half::f16;
 use proptest::prelude::*;
-use shopchat_kernels::{Activations, Format, KernelSet, QuantizedMatrix, ThreadPool};
+use shopchat_kernels::{
+    ActivationLayout, Activations, Format, KernelSet, QuantizedMatrix, ThreadPool,
+};
 
 const FORMATS: [Format; 6] =
     [Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q8_0, Format::Q4K, Format::Q6K];
@@ -154,7 +156,8 @@ fn case() -> impl Strategy<Value = Case> {
 fn product(case: &Case, kernels: KernelSet, pool: &ThreadPool) -> Vec<f32> {
     let matrix =
         QuantizedMatrix::from_bytes(case.format, case.rows, case.cols, &case.bytes).unwrap();
-    let acts = Activations::quantize(&case.input, case.tokens, case.cols);
+    let layout = case.format.activation_layout();
+    let acts = Activations::quantize(&case.input, case.tokens, case.cols, layout);
     let mut out = vec![f32::NAN; case.tokens * case.rows];
     matrix.matmul(&acts, &mut out, kernels, pool).unwrap();
     out
@@ -188,7 +191,8 @@ proptest! {
                 let x = &case.input[t * case.cols..(t + 1) * case.cols];
                 let exact: f64 = row.iter().zip(x).map(|(w, &x)| w * f64::from(x)).sum();
                 // Each activation is off by at most half its block's step.
-                let bound: f64 = row.chunks(32).zip(x.chunks(32)).map(|(w, x)| {
+                let n = case.format.activation_layout().block_values();
+                let bound: f64 = row.chunks(n).zip(x.chunks(n)).map(|(w, x)| {
                     let step = x.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
                     w.iter().map(|w| w.abs()).sum::<f64>() * step * 0.51 + 1e-3
                 }).sum();
@@ -240,12 +244,18 @@ fn shapes_that_do_not_fit_are_refused_with_the_reason() {
     assert!(err.to_string().contains("needs 68 bytes, got 34"), "{err}");
     let matrix = QuantizedMatrix::from_bytes(Format::Q8_0, 1, 32, &bytes).unwrap();
     let pool = ThreadPool::new(1);
-    let acts = Activations::quantize(&[0.5; 64], 1, 64);
+    let acts = Activations::quantize(&[0.5; 64], 1, 64, ActivationLayout::Blocks32);
     let err = matrix.matmul(&acts, &mut [0.0], KernelSet::Scalar, &pool).err().unwrap();
     assert!(err.to_string().contains("64 columns, the matrix 32"), "{err}");
-    let acts = Activations::quantize(&[0.5; 64], 2, 32);
+    let acts = Activations::quantize(&[0.5; 64], 2, 32, ActivationLayout::Blocks32);
     let err = matrix.matmul(&acts, &mut [0.0], KernelSet::Scalar, &pool).err().unwrap();
     assert!(err.to_string().contains("holds 1 values, 2 are needed"), "{err}");
+    // A k-quant matrix refuses activations in blocks of 32.
+    let bytes = vec![0u8; 144];
+    let matrix = QuantizedMatrix::from_bytes(Format::Q4K, 1, 256, &bytes).unwrap();
+    let acts = Activations::quantize(&[0.5; 256], 1, 256, ActivationLayout::Blocks32);
+    let err = matrix.matmul(&acts, &mut [0.0], KernelSet::Scalar, &pool).err().unwrap();
+    assert!(err.to_string().contains("quantized as Blocks256, not Blocks32"), "{err}");
 }
 
 #[test]

@@ -99,13 +99,12 @@ fn products_on_real_weights_are_as_close_to_exact_as_candles() {
             let by_candle = flat(candle.forward(&x).unwrap());
             let candle_error = worst(&by_candle, &exact);
             let scale = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let acts = Activations::quantize(&input, tokens, cols);
+            let acts = Activations::quantize(&input, tokens, cols, format.activation_layout());
             for set in KernelSet::supported() {
                 let mut got = vec![0f32; tokens * rows];
                 ours.matmul(&acts, &mut got, set, &pool).unwrap();
-                // Both engines quantize the input to int8; for the k-quants
-                // we keep a scale per 32 values where candle keeps one per
-                // 256, so ours is the finer of the two.
+                // Both engines quantize the input to int8, in blocks of 32
+                // for the 32-value formats and of 256 for the k-quants.
                 let error = worst(&got, &exact);
                 assert!(
                     error <= candle_error * 1.25 + scale * 1e-5,
