@@ -247,6 +247,16 @@ macro_rules! tile_of_shape {
     };
 }
 
+/// A tile computed one dot product at a time: `dot(r, t)` for row `r` and
+/// token `t` of the tile.
+fn scalar_tile(place: TilePlace, out: &mut [f32], dot: impl Fn(usize, usize) -> f32) {
+    for r in 0..place.n_rows {
+        for t in 0..place.n_tokens {
+            out[r * place.n_tokens + t] = dot(r, t);
+        }
+    }
+}
+
 /// The 32-value formats: every weight block meets one activation block.
 fn product<B: KernelBlock>(
     weights: &[B],
@@ -268,14 +278,9 @@ fn product<B: KernelBlock>(
                 // with AVX2, FMA and F16C (`KernelSet::is_supported`).
                 unsafe { tile_of_shape!(tile, place, w, b, a, b, b, out) }
             }
-            _ => {
-                for r in 0..place.n_rows {
-                    for t in 0..place.n_tokens {
-                        out[r * place.n_tokens + t] =
-                            scalar::dot(&w[r * b..(r + 1) * b], &a[t * b..(t + 1) * b]);
-                    }
-                }
-            }
+            _ => scalar_tile(place, out, |r, t| {
+                scalar::dot(&w[r * b..(r + 1) * b], &a[t * b..(t + 1) * b])
+            }),
         }
     });
 }
@@ -302,14 +307,9 @@ fn product_k<B: KernelKBlock>(
                 // with AVX2, FMA and F16C (`KernelSet::is_supported`).
                 unsafe { tile_of_shape!(tile_k, place, w, b, a, b, b, out) }
             }
-            _ => {
-                for r in 0..place.n_rows {
-                    for t in 0..place.n_tokens {
-                        out[r * place.n_tokens + t] =
-                            scalar::dot_k(&w[r * b..(r + 1) * b], &a[t * b..(t + 1) * b]);
-                    }
-                }
-            }
+            _ => scalar_tile(place, out, |r, t| {
+                scalar::dot_k(&w[r * b..(r + 1) * b], &a[t * b..(t + 1) * b])
+            }),
         }
     });
 }

@@ -179,6 +179,22 @@ fn sum_lanes(x: __m256) -> f32 {
     _mm_cvtss_f32(sum)
 }
 
+/// A tile's outputs: each accumulator's lanes summed in the fixed order,
+/// plus its offsets.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn write_tile<const R: usize, const T: usize>(
+    acc: &[[__m256; T]; R],
+    offsets: &[[f32; T]; R],
+    out: &mut [f32],
+) {
+    for r in 0..R {
+        for t in 0..T {
+            out[r * T + t] = sum_lanes(acc[r][t]) + offsets[r][t];
+        }
+    }
+}
+
 /// Dot products of `R` weight rows with `T` activation rows, `blocks`
 /// activation blocks long: `out[r * T + t]`. Weight rows start `w_stride`
 /// weight blocks apart, activation rows `a_stride` activation blocks apart.
@@ -230,11 +246,7 @@ pub(crate) unsafe fn tile<B: Avx2Block, const R: usize, const T: usize>(
             }
         }
     }
-    for r in 0..R {
-        for t in 0..T {
-            out[r * T + t] = sum_lanes(acc[r][t]) + offsets[r][t];
-        }
-    }
+    write_tile(&acc, &offsets, out);
 }
 
 /// [`tile`] for the k-quants with activations in blocks of 256: each
@@ -309,11 +321,7 @@ pub(crate) unsafe fn tile_k<B: Avx2KBlock, const R: usize, const T: usize>(
             }
         }
     }
-    for r in 0..R {
-        for t in 0..T {
-            out[r * T + t] = sum_lanes(acc[r][t]) + offsets[r][t];
-        }
-    }
+    write_tile(&acc, &offsets, out);
 }
 
 /// [`crate::kquants::min_sum`] with vector instructions: the same exact
