@@ -28,6 +28,12 @@ pub fn chosen_embedding_model() -> Option<&'static str> {
     CHOSEN_EMBEDDING_MODEL.get().map(String::as_str)
 }
 
+/// The embedder commands load: the one `--embedding-model` names, else the
+/// default.
+pub fn embedding_model() -> &'static str {
+    chosen_embedding_model().unwrap_or(EMBEDDING_MODEL)
+}
+
 #[derive(Args)]
 pub struct DataDirArg {
     /// Where the index and the database live.
@@ -72,7 +78,7 @@ pub struct SearchArgs {
 /// The sentence embedder, or `None` with a warning when it is not installed:
 /// retrieval then runs on BM25 alone. The same loader as the server's.
 pub fn load_embedder(registry: &ModelRegistry) -> Result<Option<Arc<dyn TextEmbedder>>> {
-    let name = chosen_embedding_model().unwrap_or(EMBEDDING_MODEL);
+    let name = embedding_model();
     shopchat_pipeline::load_embedder(registry, name)
         .with_context(|| format!("loading the embedding model {name}"))
 }

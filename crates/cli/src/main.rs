@@ -330,7 +330,8 @@ fn tokenize(registry: &ModelRegistry, args: TokenizeArgs) -> Result<()> {
 
 fn embed(registry: &ModelRegistry, args: EmbedArgs) -> Result<()> {
     let Some(embedder) = knowledge::load_embedder(registry)? else {
-        bail!("no sentence embedder is installed: `shopchat models fetch minilm-l6`");
+        let name = knowledge::embedding_model();
+        bail!("the sentence embedder {name} is not installed: `shopchat models fetch {name}`");
     };
     let texts = read_texts(&args.jsonl)?;
     let mut stdout = std::io::stdout().lock();
