@@ -164,7 +164,7 @@ pub fn run(registry: &ModelRegistry, args: BenchSearchArgs) -> Result<()> {
         let mut latencies = Vec::with_capacity(questions.len());
         for question in &questions {
             let started = Instant::now();
-            embedder.embed_queries(&[question.as_str()])?;
+            embedder.embed_queries(Language::detect(question), &[question.as_str()])?;
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         latencies.sort_by(|a, b| a.total_cmp(b));

@@ -210,8 +210,7 @@ fn retrieval(registry: &ModelRegistry, args: RetrievalArgs) -> Result<()> {
 
 fn gate(registry: &ModelRegistry, args: GateArgs) -> Result<()> {
     let embedder = load_embedder(registry)?;
-    let embedder_name =
-        embedder.as_deref().map(shopchat_pipeline::embedder_name).map(str::to_owned);
+    let embedder_name = embedder.as_deref().map(shopchat_pipeline::embedder_name);
     let index = IndexHandle::open(&args.data.data_dir, embedder)?;
     let hybrid = index.current().is_hybrid();
     let gate_file = args.shop.join(shopchat_retrieval::gate::GATE_FILE);

@@ -11,9 +11,9 @@ use shopchat_retrieval::{
     build_index, BuildProgress, Hit, IndexHandle, KnowledgeBase, SearchQuery,
 };
 
-/// The embedding model used for hybrid retrieval unless `--embedding-model`
-/// names another.
-pub const EMBEDDING_MODEL: &str = "minilm-l6";
+/// The embedding models used for hybrid retrieval unless `--embedding-model`
+/// names others.
+pub const EMBEDDING_MODEL: &str = shopchat_pipeline::DEFAULT_EMBEDDERS;
 
 /// The `--embedding-model` flag, set once at start: it is global, and every
 /// command that searches loads the embedder through [`load_embedder`].
@@ -130,8 +130,7 @@ pub fn build_with_progress(
 
 pub fn search(registry: &ModelRegistry, args: SearchArgs) -> Result<()> {
     let embedder = load_embedder(registry)?;
-    let embedder_name =
-        embedder.as_deref().map(shopchat_pipeline::embedder_name).map(str::to_owned);
+    let embedder_name = embedder.as_deref().map(shopchat_pipeline::embedder_name);
     let index = IndexHandle::open(&args.data.data_dir, embedder)?;
     let lang = args.lang.as_deref().map(parse_language).transpose()?;
     let query = SearchQuery { text: &args.query, lang, limit: args.k };

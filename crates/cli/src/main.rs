@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use shopchat_core::ChatMessage;
+use shopchat_core::{ChatMessage, Language};
 use shopchat_inference::bench::{self, BenchConfig};
 use shopchat_inference::tokenizer::Tokenizer;
 use shopchat_inference::{
@@ -46,9 +46,11 @@ struct Cli {
     /// Where models are installed.
     #[arg(long, global = true, env = "SHOPCHAT_MODELS_DIR", default_value = "models")]
     models_dir: PathBuf,
-    /// The sentence embedder for hybrid search: `minilm-l6` (the default,
-    /// English) or `multilingual-e5-small` (English and Chinese). For
-    /// `serve` it overrides `[models] embedding` in shopchat.toml.
+    /// The sentence embedders for hybrid search: one for every language
+    /// (`minilm-l6`, which reads English only; `multilingual-e5-small`,
+    /// English and Chinese) or one per language, as in the default
+    /// `en=minilm-l6,zh=multilingual-e5-small`. For `serve` it overrides
+    /// `[models] embedding` in shopchat.toml.
     #[arg(long, global = true, env = "SHOPCHAT_EMBEDDING_MODEL")]
     embedding_model: Option<String>,
     #[command(subcommand)]
@@ -208,8 +210,10 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let registry = ModelRegistry::open(&cli.models_dir)?;
-    if let Some(name) = cli.embedding_model {
-        knowledge::choose_embedding_model(name);
+    if let Some(spec) = cli.embedding_model {
+        shopchat_core::EmbedderChoice::parse(&spec)
+            .map_err(|reason| anyhow::anyhow!("--embedding-model: {reason}"))?;
+        knowledge::choose_embedding_model(spec);
     }
     match cli.command {
         Command::Models(ModelsCommand::List) => list_models(&registry),
@@ -330,18 +334,43 @@ fn tokenize(registry: &ModelRegistry, args: TokenizeArgs) -> Result<()> {
 
 fn embed(registry: &ModelRegistry, args: EmbedArgs) -> Result<()> {
     let Some(embedder) = knowledge::load_embedder(registry)? else {
-        let name = knowledge::embedding_model();
-        bail!("the sentence embedder {name} is not installed: `shopchat models fetch {name}`");
+        let spec = knowledge::embedding_model();
+        let names = shopchat_core::EmbedderChoice::parse(spec).map(|c| c.names().join(", "));
+        let names = names.unwrap_or_else(|_| spec.to_owned());
+        bail!(
+            "no sentence embedder of `{spec}` is installed: `shopchat models fetch NAME` for {names}"
+        );
     };
     let texts = read_texts(&args.jsonl)?;
     let mut stdout = std::io::stdout().lock();
     for batch in texts.chunks(32) {
-        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-        let vectors = if args.passages {
-            embedder.embed_passages(&refs)?
-        } else {
-            embedder.embed_queries(&refs)?
-        };
+        // Each language may have its own embedder: a batch is embedded one
+        // language at a time and printed in its lines' order.
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); batch.len()];
+        for lang in Language::ALL {
+            let lines: Vec<usize> =
+                (0..batch.len()).filter(|&i| Language::detect(&batch[i]) == lang).collect();
+            if lines.is_empty() {
+                continue;
+            }
+            if !embedder.supports(lang) {
+                bail!(
+                    "the sentence embedder {} does not read {}: {:?}",
+                    knowledge::embedding_model(),
+                    lang.code(),
+                    batch[lines[0]]
+                );
+            }
+            let refs: Vec<&str> = lines.iter().map(|&i| batch[i].as_str()).collect();
+            let embedded = if args.passages {
+                embedder.embed_passages(lang, &refs)?
+            } else {
+                embedder.embed_queries(lang, &refs)?
+            };
+            for (&i, vector) in lines.iter().zip(embedded) {
+                vectors[i] = vector;
+            }
+        }
         for (text, vector) in batch.iter().zip(vectors) {
             writeln!(stdout, "{}", serde_json::json!({"text": text, "vector": vector}))?;
         }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A language of the knowledge base and of shoppers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     En,

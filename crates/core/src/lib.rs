@@ -56,5 +56,5 @@ pub mod shop;
 pub mod verdict;
 
 pub use chat::{ChatMessage, Role};
-pub use embed::{EmbedError, TextEmbedder};
+pub use embed::{EmbedError, EmbedderChoice, TextEmbedder};
 pub use language::Language;

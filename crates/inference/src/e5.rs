@@ -144,14 +144,22 @@ impl TextEmbedder for E5Embedder {
     /// Texts compared with each other rather than searched: the model card
     /// prescribes the query prefix on both sides.
     fn embed(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
-        self.embed_queries(texts)
-    }
-
-    fn embed_queries(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
         self.embed_prefixed(QUERY, texts).map_err(|e| EmbedError::Failed(e.to_string()))
     }
 
-    fn embed_passages(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
+    fn embed_queries(
+        &self,
+        _lang: Language,
+        texts: &[&str],
+    ) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_prefixed(QUERY, texts).map_err(|e| EmbedError::Failed(e.to_string()))
+    }
+
+    fn embed_passages(
+        &self,
+        _lang: Language,
+        texts: &[&str],
+    ) -> std::result::Result<Vec<Vec<f32>>, EmbedError> {
         self.embed_prefixed(PASSAGE, texts).map_err(|e| EmbedError::Failed(e.to_string()))
     }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use shopchat_core::ChatMessage;
+use shopchat_core::{ChatMessage, Language};
 use shopchat_inference::registry::ModelRegistry;
 use shopchat_inference::tokenizer::{Tokenizer, Utf8Stream};
 use shopchat_inference::{
@@ -573,8 +573,8 @@ fn e5_embeddings_match_the_reference() {
     use shopchat_core::TextEmbedder;
     let embedder = e5();
     // Two queries ("query: " prefix) and a passage ("passage: ").
-    let mut vectors = embedder.embed_queries(&E5_TEXTS[..2]).unwrap();
-    vectors.extend(embedder.embed_passages(&E5_TEXTS[2..]).unwrap());
+    let mut vectors = embedder.embed_queries(Language::En, &E5_TEXTS[..2]).unwrap();
+    vectors.extend(embedder.embed_passages(Language::En, &E5_TEXTS[2..]).unwrap());
     for (vector, reference) in vectors.iter().zip(&E5_REFERENCE) {
         assert_eq!(vector.len(), 384);
         assert!((cosine(vector, vector) - 1.0).abs() < 1e-4);
@@ -589,22 +589,25 @@ fn e5_embeddings_match_the_reference() {
         assert!((ours - reference).abs() < 1e-3, "texts {a} and {b}: {ours} vs {reference}");
     }
     // The prefix matters: the same text as a passage is another vector.
-    let as_passage = embedder.embed_passages(&E5_TEXTS[..1]).unwrap();
+    let as_passage = embedder.embed_passages(Language::En, &E5_TEXTS[..1]).unwrap();
     assert!(cosine(&as_passage[0], &vectors[0]) < 0.99);
     // Batching and padding do not change a text's vector.
-    let alone = embedder.embed_queries(&E5_TEXTS[1..2]).unwrap();
+    let alone = embedder.embed_queries(Language::En, &E5_TEXTS[1..2]).unwrap();
     assert!(cosine(&alone[0], &vectors[1]) > 0.9999);
     // Texts beyond the 512 positions are cut, not refused; so many of them
     // take two batches, and every vector comes back in its text's place.
     let long = "Returns are free within 30 days of delivery. ".repeat(100);
-    let mixed = embedder.embed_queries(&[&long, &long, E5_TEXTS[1], &long, &long]).unwrap();
+    let mixed =
+        embedder.embed_queries(Language::En, &[&long, &long, E5_TEXTS[1], &long, &long]).unwrap();
     assert!(cosine(&mixed[2], &vectors[1]) > 0.9999);
     assert!(cosine(&mixed[0], &mixed[4]) > 0.9999);
 
     let started = std::time::Instant::now();
     let runs = 20;
     for _ in 0..runs {
-        embedder.embed_queries(&["Can I return a pair of shoes I have worn once?"]).unwrap();
+        embedder
+            .embed_queries(Language::En, &["Can I return a pair of shoes I have worn once?"])
+            .unwrap();
     }
     let per_query = started.elapsed().as_secs_f64() * 1000.0 / runs as f64;
     println!("multilingual-e5-small: {per_query:.1} ms per query");
@@ -616,8 +619,8 @@ fn e5_puts_a_chinese_question_next_to_its_english_translation() {
     let embedder = e5();
     let english = ["How long does delivery take?", "Can I pay with PayPal?"];
     let chinese = ["送货需要多长时间？", "我可以用PayPal付款吗？"];
-    let english = embedder.embed_queries(&english).unwrap();
-    let chinese = embedder.embed_queries(&chinese).unwrap();
+    let english = embedder.embed_queries(Language::En, &english).unwrap();
+    let chinese = embedder.embed_queries(Language::Zh, &chinese).unwrap();
     for (i, other) in [(0, 1), (1, 0)] {
         let translation = cosine(&chinese[i], &english[i]);
         let unrelated = cosine(&chinese[i], &english[other]);

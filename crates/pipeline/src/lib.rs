@@ -32,6 +32,7 @@
 
 mod assistant;
 mod conversation;
+mod embedders;
 mod error;
 mod load;
 mod models;
@@ -43,9 +44,10 @@ pub use assistant::{
     Assistant, ChatModel, Effect, Reply, Response, ReturnApproval, ReturnRefusal, Turn,
 };
 pub use conversation::{Action, Check, Checked, Conversation, Event, Resumed, Rules, TurnRequest};
+pub use embedders::embedder_name;
 pub use error::{Error, Result};
 pub use load::{
-    embedder_name, load_embedder, load_gate, load_prompt, AssistantConfig, IndexStatus,
+    load_embedder, load_gate, load_prompt, AssistantConfig, IndexStatus, DEFAULT_EMBEDDERS,
 };
 pub use models::{is_none, Assignment, ModelChoice, NO_MODEL};
 pub use query_bound::{BoundedQueries, QueryEmbeddingLimits};

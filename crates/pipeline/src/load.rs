@@ -10,7 +10,7 @@ use shopchat_core::extract::Aliases;
 use shopchat_core::intent::IntentConfig;
 use shopchat_core::prompt::PromptTemplate;
 use shopchat_core::shop::{Date, OrderData, ShopProfile};
-use shopchat_core::{Language, TextEmbedder};
+use shopchat_core::{EmbedderChoice, Language, TextEmbedder};
 use shopchat_inference::{
     load_sentence_embedder, spawn_worker, GenerationRequest, LanguageModel, LoadConfig,
     ModelRegistry, Prompt, SamplingConfig, WorkerConfig,
@@ -19,6 +19,7 @@ use shopchat_retrieval::gate::GATE_FILE;
 use shopchat_retrieval::{build_index, GateConfig, IndexHandle, KnowledgeBase};
 
 use crate::assistant::{Assistant, ChatModel, ShopData};
+use crate::embedders::{embedder_name, ByLanguage};
 use crate::models::{manifest_languages, Assignment, ModelChoice};
 use crate::query_bound::{BoundedQueries, QueryEmbeddingLimits};
 use crate::texts::Texts;
@@ -36,8 +37,10 @@ pub struct AssistantConfig {
     /// manifest (`smollm2-135m`, `smollm2-135m:q8_0`) or a `.gguf` path; a
     /// bare name prefers its installed Q8_0 copy.
     pub models: ModelChoice,
-    /// The sentence embedder for hybrid search (`minilm-l6`, English only;
-    /// `multilingual-e5-small`, both languages), used only when installed.
+    /// The sentence embedders for hybrid search: one name (`minilm-l6`,
+    /// English only; `multilingual-e5-small`, both languages) or one per
+    /// language (`en=minilm-l6,zh=multilingual-e5-small`, the default),
+    /// each used only when installed.
     pub embedding_model: Option<String>,
     /// How many shoppers' questions are embedded at once, and how many wait.
     pub query_embedding: QueryEmbeddingLimits,
@@ -60,7 +63,7 @@ impl AssistantConfig {
             data_dir: "data".into(),
             models_dir: "models".into(),
             models: ModelChoice::standard(),
-            embedding_model: Some("minilm-l6".into()),
+            embedding_model: Some(DEFAULT_EMBEDDERS.into()),
             query_embedding: QueryEmbeddingLimits::default(),
             prompt_file: None,
             identity_secret: None,
@@ -107,6 +110,22 @@ impl Assistant {
         let shop = load_shop(&config.faq_dir, embedder.as_deref())?;
 
         let status = match IndexHandle::open(&config.data_dir, embedder.clone()) {
+            // Vectors made by other embedders than the ones installed (the
+            // defaults changed, or a model was fetched since): built again
+            // rather than served by keywords alone until someone notices.
+            Ok(index) if embedder.is_some() && !index.current().is_hybrid() => {
+                tracing::info!(
+                    dir = %config.data_dir.display(),
+                    "the index has no vectors from the installed embedders: building it again"
+                );
+                let report = build_index(
+                    &shop.knowledge,
+                    &config.data_dir,
+                    embedder.as_deref(),
+                    &mut |_| {},
+                )?;
+                IndexStatus::Built { generation: report.generation, passages: report.passages }
+            }
             Ok(index) => IndexStatus::Opened { generation: index.current().number() },
             Err(
                 reason @ (shopchat_retrieval::Error::IndexMissing { .. }
@@ -207,7 +226,7 @@ pub(crate) fn load_shop(dir: &Path, embedder: Option<&dyn TextEmbedder>) -> Resu
     let aliases = Aliases::from_texts(
         knowledge.passages().iter().filter(|p| p.kind.is_public()).map(|p| p.text.as_str()),
     );
-    let gate = load_gate(dir, embedder.map(embedder_name))?;
+    let gate = load_gate(dir, embedder.map(embedder_name).as_deref())?;
     let rules = Arc::new(crate::conversation::Rules {
         intents: extras.intents,
         texts: Texts::for_shop(&profile),
@@ -306,24 +325,59 @@ pub fn load_gate(shop_dir: &Path, embedding_model: Option<&str>) -> Result<GateC
     }
 }
 
-/// The name an embedder goes by in the manifest and in `gate.toml`: its
-/// model id without the weights' checksum (`multilingual-e5-small@1a2b…`).
-pub fn embedder_name(embedder: &dyn TextEmbedder) -> &str {
-    let id = embedder.model_id();
-    id.split_once('@').map_or(id, |(name, _)| name)
+/// The sentence embedders a server uses unless told otherwise: MiniLM for
+/// English, multilingual-e5-small for Chinese (see [`crate::embedders`]).
+pub const DEFAULT_EMBEDDERS: &str = "en=minilm-l6,zh=multilingual-e5-small";
+
+/// The sentence embedders `spec` names (one name such as `minilm-l6` or
+/// `multilingual-e5-small`, or `en=NAME,zh=NAME`), or `None` when none of
+/// them is installed: a language whose model is missing is searched by
+/// BM25 alone, with a warning naming the fetch command.
+pub fn load_embedder(
+    registry: &ModelRegistry,
+    spec: &str,
+) -> Result<Option<Arc<dyn TextEmbedder>>> {
+    let choice = EmbedderChoice::parse(spec)
+        .map_err(|reason| Error::Config { path: "the embedding model".into(), reason })?;
+    let mut loaded: HashMap<&str, Option<Arc<dyn TextEmbedder>>> = HashMap::new();
+    for name in choice.names() {
+        loaded.insert(name, load_one_embedder(registry, name)?);
+    }
+    let of = |lang| choice.get(lang).and_then(|name| loaded[name].clone());
+    let (en, zh) = (of(Language::En), of(Language::Zh));
+    for lang in Language::ALL {
+        if let Some(embedder) = of(lang).filter(|e| !e.supports(lang)) {
+            tracing::warn!(
+                "the embedding model {} does not read {}: searching {} by BM25 only",
+                embedder_name(embedder.as_ref()),
+                lang.code(),
+                lang.code()
+            );
+        }
+    }
+    match (en, zh) {
+        (None, None) => Ok(None),
+        // One model for every language keeps its own id, so that an index
+        // built with it stays valid.
+        (Some(en), Some(zh)) if Arc::ptr_eq(&en, &zh) => Ok(Some(en)),
+        (en, zh) => {
+            let both = ByLanguage::new(en, zh)
+                .map_err(|reason| Error::Config { path: "the embedding model".into(), reason })?;
+            Ok(Some(Arc::new(both)))
+        }
+    }
 }
 
-/// The sentence embedder `name` (`minilm-l6`, `multilingual-e5-small`), or
-/// `None` (with a warning) when it is not installed: retrieval then runs on
-/// BM25 alone.
-pub fn load_embedder(
+/// The sentence embedder `name`, or `None` (with a warning) when it is not
+/// installed.
+fn load_one_embedder(
     registry: &ModelRegistry,
     name: &str,
 ) -> Result<Option<Arc<dyn TextEmbedder>>> {
     let dir = match registry.resolve_dir(name) {
         Ok(dir) => dir,
         Err(error) => {
-            tracing::warn!("{error}; searching with BM25 only");
+            tracing::warn!("{error}; searching with BM25 only where it would be used");
             return Ok(None);
         }
     };

@@ -102,13 +102,13 @@ impl TextEmbedder for BoundedQueries {
         self.inner.embed(texts)
     }
 
-    fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn embed_queries(&self, lang: Language, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let _running = self.enter()?;
-        self.inner.embed_queries(texts)
+        self.inner.embed_queries(lang, texts)
     }
 
-    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.inner.embed_passages(texts)
+    fn embed_passages(&self, lang: Language, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.inner.embed_passages(lang, texts)
     }
 
     fn dimension(&self) -> usize {
@@ -176,16 +176,16 @@ mod tests {
         let (bound, started, release) = held(QueryEmbeddingLimits { at_once: 1, waiting: 1 });
         let first = {
             let bound = bound.clone();
-            std::thread::spawn(move || bound.embed_queries(&["first"]))
+            std::thread::spawn(move || bound.embed_queries(Language::En, &["first"]))
         };
         started.recv().unwrap();
         let second = {
             let bound = bound.clone();
-            std::thread::spawn(move || bound.embed_queries(&["second"]))
+            std::thread::spawn(move || bound.embed_queries(Language::En, &["second"]))
         };
         wait_until(|| bound.waiting() == 1);
 
-        match bound.embed_queries(&["third"]) {
+        match bound.embed_queries(Language::En, &["third"]) {
             Err(EmbedError::Busy { waiting }) => assert_eq!(waiting, 1),
             other => panic!("expected busy, got {other:?}"),
         }
@@ -203,7 +203,7 @@ mod tests {
         let (bound, started, release) = held(QueryEmbeddingLimits { at_once: 1, waiting: 0 });
         for _ in 0..3 {
             release.send(()).unwrap();
-            assert!(bound.embed_queries(&["again"]).is_ok());
+            assert!(bound.embed_queries(Language::En, &["again"]).is_ok());
             started.recv().unwrap();
         }
         assert_eq!(bound.lock().running, 0);

@@ -67,7 +67,11 @@ pub fn build_index(
     // before anything is written.
     let vectors = match embedder {
         Some(embedder) => {
-            let public: Vec<&Passage> = passages.iter().filter(|p| p.kind.is_public()).collect();
+            // Passages in a language no embedder reads get no vector.
+            let public: Vec<&Passage> = passages
+                .iter()
+                .filter(|p| p.kind.is_public() && embedder.supports(p.lang))
+                .collect();
             let total = public.len();
             progress(BuildProgress::Embedding { done: 0, total });
             let mut report = |done| progress(BuildProgress::Embedding { done, total });

@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 use shopchat_core::check::fact_kinds;
-use shopchat_core::Language;
+use shopchat_core::{EmbedderChoice, Language};
 
 use crate::{Hit, QuerySignals, SignalsWanted};
 
@@ -99,6 +99,7 @@ impl GateRule {
         self.score(signals) >= self.threshold
             && (signals.unknown_share < self.max_unknown_share || self.casual(signals))
             && !signals.contact_missing
+            && !signals.overrides_instructions
     }
 
     /// Whether the question's unknown words are casual wording (see
@@ -126,6 +127,13 @@ pub const GATE_FILE: &str = "gate.toml";
 
 /// The English-only embedder whose cosines have built-in rules of their own.
 const MINILM: &str = "minilm-l6";
+
+/// The embedders an `embedding_model` text names, per language; a text that
+/// does not parse names one embedder by that text, as it did before there
+/// was one per language.
+fn choice_of(text: &str) -> EmbedderChoice {
+    EmbedderChoice::parse(text).unwrap_or_else(|_| EmbedderChoice::single(text))
+}
 
 /// A shop's `gate.toml` as read for one embedder.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,18 +168,32 @@ impl GateConfig {
         }
         let file: File = toml::from_str(text)?;
         let defaults = Self::built_in(embedding_model);
-        let other_embedder = match (&file.embedding_model, embedding_model) {
-            (Some(fitted), Some(running)) if fitted != running => Some(fitted.clone()),
-            _ => None,
+        // Per language: the file's hybrid rule holds only for the embedder
+        // it was fitted with.
+        let fitted = file.embedding_model.as_deref().map(choice_of);
+        let running = embedding_model.map(choice_of);
+        let other_for = |lang: Language| match (&fitted, &running) {
+            (Some(fitted), Some(running)) => {
+                running.get(lang).is_some() && fitted.get(lang) != running.get(lang)
+            }
+            _ => false,
         };
-        let hybrid = |rule: Option<GateRule>, default| match other_embedder {
-            Some(_) => default,
-            None => rule.unwrap_or(default),
+        let hybrid = |lang: Language, rule: Option<GateRule>, default: GateRule| {
+            if other_for(lang) {
+                default
+            } else {
+                rule.unwrap_or(default)
+            }
         };
+        let other_embedder = Language::ALL
+            .iter()
+            .any(|&lang| other_for(lang))
+            .then(|| file.embedding_model.clone())
+            .flatten();
         Ok(GateFile {
             config: Self {
-                hybrid_en: hybrid(file.hybrid_en, defaults.hybrid_en),
-                hybrid_zh: hybrid(file.hybrid_zh, defaults.hybrid_zh),
+                hybrid_en: hybrid(Language::En, file.hybrid_en, defaults.hybrid_en),
+                hybrid_zh: hybrid(Language::Zh, file.hybrid_zh, defaults.hybrid_zh),
                 bm25_en: file.bm25_en.unwrap_or(defaults.bm25_en),
                 bm25_zh: file.bm25_zh.unwrap_or(defaults.bm25_zh),
             },
@@ -240,38 +262,44 @@ impl GateConfig {
     /// English one with the veto's lift for casual words (on Qinghe 0.89 /
     /// 0.95 / 0.88, on the demo shop 0.98 / 0.78 / 0.98); an embedder
     /// without rules of its own gets multilingual-e5-small's, and a shop
-    /// should fit its own with `eval gate --calibrate --write`.
+    /// should fit its own with `eval gate --calibrate --write`. With one
+    /// embedder per language, each language gets its embedder's rule.
     pub fn built_in(embedding_model: Option<&str>) -> Self {
-        let (hybrid_en, hybrid_zh) = match embedding_model {
-            Some(MINILM) => (
-                GateRule {
-                    casual_unknown_gain: Some(CASUAL_GAIN_FLOOR),
-                    ..GateRule::grid(1.5, 0.94, 0.4)
-                },
-                GateRule::grid(0.5, 0.71, 0.8),
-            ),
-            _ => (
-                GateRule {
-                    cosine_weight: 29.285,
-                    coverage_weight: 3.089,
-                    margin_weight: 22.151,
-                    unknown_weight: -3.7171,
-                    unknown_gain_weight: 0.0,
-                    threshold: 25.971,
-                    max_unknown_share: 1.01,
-                    casual_unknown_gain: None,
-                },
-                GateRule {
-                    cosine_weight: 66.0021,
-                    coverage_weight: 3.6508,
-                    margin_weight: -41.7947,
-                    unknown_weight: -1.5056,
-                    unknown_gain_weight: 0.0,
-                    threshold: 57.8323,
-                    max_unknown_share: 1.01,
-                    casual_unknown_gain: None,
-                },
-            ),
+        // Each language's hybrid rule follows the embedder that serves it
+        // (`en=minilm-l6,zh=multilingual-e5-small` gets MiniLM's English
+        // rule and e5's Chinese one).
+        let choice = embedding_model.map(choice_of);
+        let minilm = |lang| choice.as_ref().and_then(|c| c.get(lang)) == Some(MINILM);
+        let hybrid_en = if minilm(Language::En) {
+            GateRule {
+                casual_unknown_gain: Some(CASUAL_GAIN_FLOOR),
+                ..GateRule::grid(1.5, 0.94, 0.4)
+            }
+        } else {
+            GateRule {
+                cosine_weight: 29.285,
+                coverage_weight: 3.089,
+                margin_weight: 22.151,
+                unknown_weight: -3.7171,
+                unknown_gain_weight: 0.0,
+                threshold: 25.971,
+                max_unknown_share: 1.01,
+                casual_unknown_gain: None,
+            }
+        };
+        let hybrid_zh = if minilm(Language::Zh) {
+            GateRule::grid(0.5, 0.71, 0.8)
+        } else {
+            GateRule {
+                cosine_weight: 45.8487,
+                coverage_weight: 4.4630,
+                margin_weight: -44.1937,
+                unknown_weight: -1.7908,
+                unknown_gain_weight: 59.9437,
+                threshold: 40.7209,
+                max_unknown_share: 1.01,
+                casual_unknown_gain: None,
+            }
         };
         Self {
             hybrid_en,
@@ -349,6 +377,10 @@ pub struct GateSignals {
     /// hand). Every rule refuses then.
     #[serde(default)]
     pub contact_missing: bool,
+    /// The message tries to replace the assistant's instructions: every
+    /// rule refuses it, whatever the passages score.
+    #[serde(default)]
+    pub overrides_instructions: bool,
     /// See [`QuerySignals::unknown_names`].
     #[serde(default)]
     pub unknown_names: bool,
@@ -376,6 +408,7 @@ impl GateSignals {
             unknown_gain,
             unknown_names: query.unknown_names,
             contact_missing,
+            overrides_instructions: query.overrides_instructions,
         }
     }
 }
@@ -581,6 +614,26 @@ mod tests {
 
         // A file that names no embedder (written before files said so) is
         // taken as it is.
+        // One embedder per language: each language keeps its rule while its
+        // own embedder stays, and only that one gives way.
+        let per_language = Some("en=minilm-l6,zh=multilingual-e5-small");
+        let mut both = GateConfig::built_in(minilm);
+        both.set_rule(Language::En, true, fitted);
+        both.set_rule(Language::Zh, true, GateRule::grid(0.3, 0.9, 1.01));
+        let text = both.to_toml("fitted with MiniLM alone", minilm);
+        let read = GateConfig::from_toml(&text, per_language).unwrap();
+        assert_eq!(read.config.hybrid_en, fitted);
+        assert_eq!(read.config.hybrid_zh, GateConfig::built_in(e5).hybrid_zh);
+        assert_eq!(read.fitted_for_other_embedder.as_deref(), Some("minilm-l6"));
+        let text = both.to_toml("fitted per language", per_language);
+        assert!(text.contains("embedding_model = \"en=minilm-l6,zh=multilingual-e5-small\""));
+        let read = GateConfig::from_toml(&text, per_language).unwrap();
+        assert_eq!((read.config.hybrid_zh, read.fitted_for_other_embedder), (both.hybrid_zh, None));
+        // The built-in rules follow each language's embedder.
+        let built_in = GateConfig::built_in(per_language);
+        assert_eq!(built_in.hybrid_en, GateConfig::built_in(minilm).hybrid_en);
+        assert_eq!(built_in.hybrid_zh, GateConfig::built_in(e5).hybrid_zh);
+
         let unnamed = config.to_toml("unnamed", None);
         let read = GateConfig::from_toml(&unnamed, minilm).unwrap();
         assert_eq!((read.config.hybrid_en, read.fitted_for_other_embedder), (fitted, None));
@@ -594,7 +647,10 @@ mod tests {
         let weighing = GateRule { unknown_gain_weight: 40.0, ..config.hybrid_en };
         config.set_rule(Language::En, true, weighing);
         assert!(config.signals_wanted(Language::En).cosine_without_unknown);
-        assert!(!config.signals_wanted(Language::Zh).cosine_without_unknown);
+        // e5's Chinese rule weighs it; MiniLM's (keywords only) does not.
+        assert!(config.signals_wanted(Language::Zh).cosine_without_unknown);
+        let minilm = GateConfig::built_in(Some(MINILM));
+        assert!(!minilm.signals_wanted(Language::Zh).cosine_without_unknown);
 
         // The gain is the whole query's best cosine over all the hits,
         // less the best cosine without the unknown words.
@@ -605,6 +661,7 @@ mod tests {
             cosine_without_unknown: Some(0.85),
             asked_contact: None,
             personal_contact: false,
+            overrides_instructions: false,
             unknown_names: false,
         };
         let signals = GateSignals::of(&query, &hits);
@@ -624,6 +681,7 @@ mod tests {
             cosine_without_unknown: None,
             asked_contact: None,
             personal_contact: false,
+            overrides_instructions: false,
             unknown_names: false,
         };
         let decision = GateConfig::built_in(None).decide(Language::En, &query, &[]);
@@ -647,6 +705,10 @@ mod tests {
             ("too little known", GateSignals { unknown_share: CASUAL_UNKNOWN_CAP, ..casual }),
             ("a low score", GateSignals { cosine: Some(0.2), ..casual }),
             ("a contact detail no hit holds", GateSignals { contact_missing: true, ..casual }),
+            (
+                "told to ignore its instructions",
+                GateSignals { overrides_instructions: true, ..casual },
+            ),
         ] {
             assert!(!rule.covers(&signals), "{why}");
         }
@@ -669,6 +731,7 @@ mod tests {
             cosine_without_unknown: None,
             asked_contact: Some(kind),
             personal_contact: false,
+            overrides_instructions: false,
             unknown_names: false,
         };
         let privacy = [hit("We keep your mobile number and e-mail address safe.")];

@@ -37,8 +37,11 @@ fn features(signals: &GateSignals) -> [f64; SIGNALS] {
 pub fn calibrate_logistic(examples: &[(GateSignals, bool)]) -> GateRule {
     // A question whose asked-for contact detail no hit holds is refused
     // whatever the weights: it has nothing to teach them.
-    let examples: Vec<(GateSignals, bool)> =
-        examples.iter().filter(|(s, _)| !s.contact_missing).copied().collect();
+    let examples: Vec<(GateSignals, bool)> = examples
+        .iter()
+        .filter(|(s, _)| !s.contact_missing && !s.overrides_instructions)
+        .copied()
+        .collect();
     let examples = examples.as_slice();
     let rows: Vec<[f64; SIGNALS]> = examples.iter().map(|(s, _)| features(s)).collect();
     let labels: Vec<f64> = examples.iter().map(|&(_, y)| f64::from(u8::from(y))).collect();
@@ -116,6 +119,7 @@ mod tests {
             unknown_share,
             unknown_gain: None,
             contact_missing: false,
+            overrides_instructions: false,
             unknown_names: false,
         }
     }

@@ -16,6 +16,47 @@ pub(crate) fn distinct_terms(tokens: &[(String, Range<usize>)]) -> Vec<String> {
     terms
 }
 
+/// The query's words as the shopper wrote them, each as the distinct terms
+/// that stand for it. Jieba's search mode gives a compound together with
+/// the words inside it (开发票 → 开发, 发票, 开发票): those are one word of
+/// the question, known when any of its terms is, not three words of which
+/// two are strange. Terms whose spans overlap form one word; English terms
+/// never overlap, so each is a word of its own.
+pub(crate) fn words(tokens: &[(String, Range<usize>)]) -> Vec<Vec<String>> {
+    let mut sorted: Vec<&(String, Range<usize>)> = tokens.iter().collect();
+    sorted.sort_by_key(|(_, span)| (span.start, std::cmp::Reverse(span.end)));
+    let mut words: Vec<(Range<usize>, Vec<String>)> = Vec::new();
+    for (term, span) in sorted {
+        match words.last_mut() {
+            Some((stretch, terms)) if span.start < stretch.end => {
+                stretch.end = stretch.end.max(span.end);
+                if !terms.contains(term) {
+                    terms.push(term.clone());
+                }
+            }
+            _ => words.push((span.clone(), vec![term.clone()])),
+        }
+    }
+    // The same word twice ("退货……退货") counts once, as a term did.
+    let mut distinct: Vec<Vec<String>> = Vec::new();
+    for (_, mut terms) in words {
+        terms.sort();
+        if !distinct.contains(&terms) {
+            distinct.push(terms);
+        }
+    }
+    distinct
+}
+
+/// Whether a text whose distinct terms are `terms` says what the query's
+/// `words` say, no more and no less: every word has a term among them and
+/// every term belongs to a word. Empty queries match nothing.
+pub(crate) fn same_words(words: &[Vec<String>], terms: &[String]) -> bool {
+    !words.is_empty()
+        && words.iter().all(|word| word.iter().any(|term| terms.contains(term)))
+        && terms.iter().all(|term| words.iter().any(|word| word.contains(term)))
+}
+
 /// The distinct character bigrams of the query's words (its stop words
 /// left out): each stretch of text its kept words cover, cut into pairs.
 pub(crate) fn query_bigrams(text: &str, tokens: &[(String, Range<usize>)]) -> Vec<String> {
@@ -87,6 +128,26 @@ pub(crate) fn is_written_as_name(text: &str, span: Range<usize>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_terms_are_one_word_and_separate_ones_stay_apart() {
+        let tokens = |list: &[(&str, Range<usize>)]| -> Vec<(String, Range<usize>)> {
+            list.iter().map(|(t, r)| (t.to_string(), r.clone())).collect()
+        };
+        // 可以开发票吗: 开发 (6..12), 发票 (9..15), 开发票 (6..15).
+        let chinese =
+            tokens(&[("可以", 0..6), ("开发", 6..12), ("发票", 9..15), ("开发票", 6..15)]);
+        assert_eq!(words(&chinese), [vec!["可以"], vec!["发票", "开发", "开发票"]]);
+        let english = tokens(&[("return", 0..6), ("parcel", 9..15), ("return", 20..26)]);
+        assert_eq!(words(&english), [vec!["return"], vec!["parcel"]]);
+        let the_words = words(&chinese);
+        let terms = |list: &[&str]| -> Vec<String> { list.iter().map(|t| t.to_string()).collect() };
+        assert!(same_words(&the_words, &terms(&["可以", "发票"])));
+        assert!(same_words(&the_words, &terms(&["开发票", "可以"])));
+        assert!(!same_words(&the_words, &terms(&["发票"])), "a word of the query is missing");
+        assert!(!same_words(&the_words, &terms(&["可以", "发票", "公司"])), "the title says more");
+        assert!(!same_words(&[], &[]));
+    }
 
     #[test]
     fn cutting_unknown_words_keeps_the_rest_and_overlapping_known_words() {

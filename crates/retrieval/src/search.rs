@@ -15,7 +15,9 @@ use crate::fusion::{fuse, rrf};
 use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
-use crate::query_text::{distinct_terms, is_written_as_name, query_bigrams, without_spans};
+use crate::query_text::{
+    distinct_terms, is_written_as_name, query_bigrams, same_words, without_spans, words,
+};
 use crate::schema::{query_terms, query_tokens, register_analyzers, Fields};
 use crate::vectors::{normalized, VectorFile};
 use crate::{Error, Result};
@@ -30,6 +32,10 @@ const BIGRAM_WEIGHT: f32 = 0.5;
 /// How deep each ranking goes before fusion. A passage below this in both
 /// lists is too weak a match to be worth showing.
 const CANDIDATES: usize = 50;
+
+/// How many of the best fused passages are looked at for an FAQ whose
+/// question is the shopper's own.
+const TITLE_SCAN: usize = 10;
 
 /// More orders than any one customer has; order lookups rank all of theirs.
 const MAX_ORDERS: usize = 1000;
@@ -100,6 +106,10 @@ pub struct QuerySignals {
     /// which no shop gives.
     #[serde(default)]
     pub personal_contact: bool,
+    /// The message tries to replace the assistant's instructions ("ignore
+    /// your instructions", chat-template markers).
+    #[serde(default)]
+    pub overrides_instructions: bool,
     /// Whether an unknown word is written as a name ("H&M", "Tesla"): the
     /// question is about a business or a thing the shop never mentions,
     /// not worded casually.
@@ -365,8 +375,10 @@ impl Generation {
         };
         let cosine = self.cosine_ranking(lang, query.text)?;
 
-        let weights = self.term_weights(&searcher, lang, &terms);
-        let mut hits = Vec::with_capacity(query.limit);
+        let weights = self.word_weights(&searcher, lang, &tokens);
+        let query_words = words(&tokens);
+        let wanted = query.limit.max(TITLE_SCAN);
+        let mut hits = Vec::with_capacity(wanted);
         for (address, bm25, cosine) in fuse(&bm25, &cosine) {
             let passage = self.passage(&searcher, address)?;
             if !passage.kind.is_public() {
@@ -378,9 +390,26 @@ impl Generation {
             let fused = [bm25, cosine].iter().flatten().map(|r| rrf(r.rank)).sum();
             let coverage = self.coverage(lang, &passage, &weights)?;
             hits.push(Hit { passage, rank: hits.len() + 1, fused, bm25, cosine, coverage });
-            if hits.len() == query.limit {
+            if hits.len() == wanted {
                 break;
             }
+        }
+        // A shopper who asks an FAQ's own question, in other function words
+        // ("怎么退货？" for "如何退货？", "How do I return an item?" for "How can
+        // I return an item?"), wants that entry, however close its
+        // neighbours score: it goes first.
+        let same_question = hits.iter().position(|hit| {
+            hit.passage.kind == PassageKind::Faq
+                && query_terms(&self.index, lang, &hit.passage.title)
+                    .is_ok_and(|title| same_words(&query_words, &title))
+        });
+        if let Some(at) = same_question {
+            let hit = hits.remove(at);
+            hits.insert(0, hit);
+        }
+        hits.truncate(query.limit);
+        for (i, hit) in hits.iter_mut().enumerate() {
+            hit.rank = i + 1;
         }
         Ok(hits)
     }
@@ -457,7 +486,7 @@ impl Generation {
         let Some(vectors) = self.vectors.as_ref().filter(|v| v.embedder.supports(lang)) else {
             return Ok(Vec::new());
         };
-        let query = match vectors.embedder.embed_queries(&[text]) {
+        let query = match vectors.embedder.embed_queries(lang, &[text]) {
             Ok(mut embedded) if embedded.len() == 1 => embedded.remove(0),
             Ok(embedded) => {
                 tracing::warn!(
@@ -505,19 +534,20 @@ impl Generation {
         let tokens = query_tokens(&self.index, lang, query.text)
             .map_err(Error::index("cannot analyze the query"))?;
         let terms = distinct_terms(&tokens);
-        let weights = self.term_weights(&searcher, lang, &terms);
+        let weights = self.word_weights(&searcher, lang, &tokens);
         let field = self.fields.text(lang);
+        // A word is unknown when none of its terms is (see `words`).
+        let unknown_words: Vec<&(Vec<String>, f32)> = weights
+            .iter()
+            .filter(|(word, _)| !word.iter().any(|term| self.knows(&searcher, lang, field, term)))
+            .collect();
         let unknown_terms: Vec<&str> = terms
             .iter()
-            .filter(|term| !self.knows(&searcher, lang, field, term))
+            .filter(|term| unknown_words.iter().any(|(word, _)| word.contains(term)))
             .map(String::as_str)
             .collect();
         let total: f32 = weights.iter().map(|(_, w)| w).sum();
-        let unknown: f32 = weights
-            .iter()
-            .filter(|(term, _)| unknown_terms.contains(&term.as_str()))
-            .map(|(_, w)| w)
-            .sum();
+        let unknown: f32 = unknown_words.iter().map(|(_, w)| w).sum();
         let cosine_without_unknown = if unknown_terms.is_empty() || !wanted.cosine_without_unknown {
             None
         } else {
@@ -543,6 +573,7 @@ impl Generation {
             cosine_without_unknown,
             asked_contact: contact.detail,
             personal_contact: contact.personal,
+            overrides_instructions: AnswerRules::of(lang).overrides_instructions(query.text),
         })
     }
 
@@ -567,33 +598,37 @@ impl Generation {
         searcher.search(&fuzzy, &tantivy::collector::Count).unwrap_or(0) > 0
     }
 
-    /// Each query term with its inverse document frequency in the query
-    /// language's passages (BM25's idf).
-    fn term_weights(
+    /// Each query word (see [`words`]) with its weight: the largest inverse
+    /// document frequency (BM25's idf) among its terms in the query
+    /// language's passages.
+    fn word_weights(
         &self,
         searcher: &Searcher,
         lang: Language,
-        terms: &[String],
-    ) -> Vec<(String, f32)> {
+        tokens: &[(String, std::ops::Range<usize>)],
+    ) -> Vec<(Vec<String>, f32)> {
         let field = self.fields.text(lang);
         let total = searcher.num_docs() as f32;
-        terms
-            .iter()
-            .map(|term| {
-                let frequency = searcher
-                    .doc_freq(&tantivy::Term::from_field_text(field, term))
-                    .unwrap_or(0) as f32;
-                let idf = (1.0 + (total - frequency + 0.5) / (frequency + 0.5)).ln();
-                (term.clone(), idf)
+        let idf = |term: &String| {
+            let frequency =
+                searcher.doc_freq(&tantivy::Term::from_field_text(field, term)).unwrap_or(0) as f32;
+            (1.0 + (total - frequency + 0.5) / (frequency + 0.5)).ln()
+        };
+        words(tokens)
+            .into_iter()
+            .map(|word| {
+                let weight = word.iter().map(idf).fold(0.0, f32::max);
+                (word, weight)
             })
             .collect()
     }
 
+    /// The weighted share of the query's words the passage uses.
     fn coverage(
         &self,
         lang: Language,
         passage: &Passage,
-        weights: &[(String, f32)],
+        weights: &[(Vec<String>, f32)],
     ) -> Result<f32> {
         let total: f32 = weights.iter().map(|(_, w)| w).sum();
         if total <= 0.0 {
@@ -602,8 +637,11 @@ impl Generation {
         let text = format!("{}\n{}", passage.title, passage.text);
         let present = query_terms(&self.index, lang, &text)
             .map_err(Error::index("cannot analyze a passage"))?;
-        let covered: f32 =
-            weights.iter().filter(|(term, _)| present.contains(term)).map(|(_, w)| w).sum();
+        let covered: f32 = weights
+            .iter()
+            .filter(|(word, _)| word.iter().any(|term| present.contains(term)))
+            .map(|(_, w)| w)
+            .sum();
         Ok(covered / total)
     }
 

@@ -28,26 +28,35 @@ pub(crate) struct VectorFile {
 }
 
 impl VectorFile {
-    /// Embeds the title and text of each passage, calling `progress` with
-    /// the number done after every batch.
+    /// Embeds the title and text of each passage in a language the
+    /// embedder reads (the others are searched by keywords alone), calling
+    /// `progress` with the number done after every batch.
     pub fn embed(
         passages: &[&Passage],
         embedder: &dyn TextEmbedder,
         progress: &mut dyn FnMut(usize),
     ) -> Result<VectorFile> {
         let dimension = embedder.dimension();
-        // A batch is padded to its longest text: embedding texts of similar
-        // length together wastes the least work. The vectors are put back in
-        // the passages' order at the end.
-        let mut order: Vec<usize> = (0..passages.len()).collect();
-        order.sort_by_key(|&i| passages[i].title.len() + passages[i].text.len());
-        let sorted: Vec<&Passage> = order.iter().map(|&i| passages[i]).collect();
-        let mut vectors = Vec::with_capacity(passages.len());
-        for batch in sorted.chunks(BATCH) {
+        let read: Vec<&Passage> =
+            passages.iter().copied().filter(|p| embedder.supports(p.lang)).collect();
+        // A batch holds one language (each may have its own model) and is
+        // padded to its longest text: embedding texts of similar length
+        // together wastes the least work. The vectors are put back in the
+        // passages' order at the end.
+        let mut order: Vec<usize> = (0..read.len()).collect();
+        order.sort_by_key(|&i| (read[i].lang, read[i].title.len() + read[i].text.len()));
+        let mut vectors = Vec::with_capacity(read.len());
+        let mut start = 0;
+        while start < order.len() {
+            let lang = read[order[start]].lang;
+            let same_language =
+                order[start..].iter().take(BATCH).take_while(|&&i| read[i].lang == lang).count();
+            let batch = &order[start..start + same_language];
+            start += same_language;
             let texts: Vec<String> =
-                batch.iter().map(|p| format!("{}\n{}", p.title, p.text)).collect();
+                batch.iter().map(|&i| format!("{}\n{}", read[i].title, read[i].text)).collect();
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let embedded = embedder.embed_passages(&texts)?;
+            let embedded = embedder.embed_passages(lang, &texts)?;
             if embedded.len() != texts.len() {
                 let reason = format!("{} vectors for {} texts", embedded.len(), texts.len());
                 return Err(Error::BadEmbedding(reason));
@@ -64,14 +73,14 @@ impl VectorFile {
             }
             progress(vectors.len());
         }
-        let mut in_passage_order = vec![Vec::new(); passages.len()];
+        let mut in_passage_order = vec![Vec::new(); read.len()];
         for (vector, &index) in vectors.into_iter().zip(&order) {
             in_passage_order[index] = vector;
         }
         Ok(VectorFile {
             model_id: embedder.model_id().to_owned(),
             dimension,
-            ids: passages.iter().map(|p| p.id.clone()).collect(),
+            ids: read.iter().map(|p| p.id.clone()).collect(),
             vectors: in_passage_order,
         })
     }

@@ -153,6 +153,8 @@ pub struct ModelsSection {
     pub chat: Option<String>,
     /// A second model for languages the first cannot write; `""` for none.
     pub extra: Option<String>,
+    /// The sentence embedders: one name for every language, or
+    /// `en=NAME,zh=NAME`; `""` searches by keywords alone.
     pub embedding: Option<String>,
     pub max_tokens: Option<usize>,
     pub queue: Option<usize>,
@@ -223,6 +225,10 @@ impl ConfigFile {
         }
         if file.limits.outbox_frames == Some(0) {
             return Err(error("[limits] outbox_frames must be at least 1".to_owned()));
+        }
+        if let Some(embedding) = file.models.embedding.as_deref().filter(|e| !e.is_empty()) {
+            shopchat_core::EmbedderChoice::parse(embedding)
+                .map_err(|reason| error(format!("[models] embedding: {reason}")))?;
         }
         Ok(file)
     }
