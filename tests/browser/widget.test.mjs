@@ -259,7 +259,9 @@ test('a dropped connection reconnects, and a cut answer comes back from the repl
 test('a connection that dies silently mid-answer: the answer is fetched once the server has it', async (t) => {
   const { page, widget } = await shop(t);
   await open(widget);
-  await ask(widget, 'Can I pay with Klarna?');
+  // A question with a long answer: it must still be being written when the
+  // widget has reconnected.
+  await ask(widget, 'List every payment method you accept and explain how Klarna works');
   await waitInPage(page, () => window.__frames.some((f) => f.type === 'delta'), null, { timeout: ANSWER });
   // The widget sees its socket die, but the server does not (a dead network):
   // it goes on streaming the answer into the old connection.
@@ -270,7 +272,14 @@ test('a connection that dies silently mid-answer: the answer is fetched once the
     old.onclose({ code: 1006 });
   });
   await widget.getByText('Chat is offline, reconnecting…').waitFor();
+  // The network is back at once (the browser's `online` event), so the new
+  // connection's replay comes while the answer is still being written; the
+  // widget's own first retry waits a second, longer than a short answer.
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
   await waitInPage(page, () => window.__frames.some((f) => f.type === 'welcome'), null, { timeout: 20_000 });
+  const types = await page.evaluate(() => window.__frames.map((f) => f.type));
+  assert.ok(types.indexOf('answer_end') === -1 || types.indexOf('answer_end') > types.indexOf('welcome'),
+    `the answer ended before the replay, so this test saw nothing: ${types}`);
   // The replay did not have the answer (still being written). Cut it short
   // on the old connection, as the server's idle timeout would, to keep this
   // test short.
