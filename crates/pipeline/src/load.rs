@@ -109,28 +109,24 @@ impl Assistant {
         let embedder = bounded.clone().map(|e| e as Arc<dyn TextEmbedder>);
         let shop = load_shop(&config.faq_dir, embedder.as_deref())?;
 
-        let status = match IndexHandle::open(&config.data_dir, embedder.clone()) {
+        // The generation to serve, or why the index must be built now.
+        let usable = match IndexHandle::open(&config.data_dir, embedder.clone()) {
             // Vectors made by other embedders than the ones installed (the
             // defaults changed, or a model was fetched since): built again
             // rather than served by keywords alone until someone notices.
             Ok(index) if embedder.is_some() && !index.current().is_hybrid() => {
-                tracing::info!(
-                    dir = %config.data_dir.display(),
-                    "the index has no vectors from the installed embedders: building it again"
-                );
-                let report = build_index(
-                    &shop.knowledge,
-                    &config.data_dir,
-                    embedder.as_deref(),
-                    &mut |_| {},
-                )?;
-                IndexStatus::Built { generation: report.generation, passages: report.passages }
+                Err("the index has no vectors from the installed embedders".to_owned())
             }
-            Ok(index) => IndexStatus::Opened { generation: index.current().number() },
+            Ok(index) => Ok(index.current().number()),
             Err(
                 reason @ (shopchat_retrieval::Error::IndexMissing { .. }
                 | shopchat_retrieval::Error::IndexOutdated { .. }),
-            ) => {
+            ) => Err(reason.to_string()),
+            Err(error) => return Err(error.into()),
+        };
+        let status = match usable {
+            Ok(generation) => IndexStatus::Opened { generation },
+            Err(reason) => {
                 tracing::info!(dir = %config.data_dir.display(), %reason, "building the index");
                 let report = build_index(
                     &shop.knowledge,
@@ -140,7 +136,6 @@ impl Assistant {
                 )?;
                 IndexStatus::Built { generation: report.generation, passages: report.passages }
             }
-            Err(error) => return Err(error.into()),
         };
         let index = IndexHandle::open(&config.data_dir, embedder.clone())?;
 

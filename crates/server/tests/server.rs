@@ -1397,6 +1397,31 @@ fn an_index_of_an_older_format_is_rebuilt_at_start() {
     shopchat_retrieval::IndexHandle::open(data.path(), None).expect("the rebuilt index opens");
 }
 
+/// Vectors from other embedders than the installed ones (as after the
+/// default changed to one embedder per language) are rebuilt at start, not
+/// left to keyword search; an index with the right vectors is opened as is.
+#[test]
+fn an_index_with_another_embedders_vectors_is_rebuilt_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    copy_dir(prebuilt_index(), data.path());
+    let (assistant, status) = Assistant::load(&assistant_config(data.path())).unwrap();
+    assert!(matches!(status, IndexStatus::Opened { .. }), "{status:?}");
+    drop(assistant);
+
+    let mut english_only = assistant_config(data.path());
+    english_only.embedding_model = Some("minilm-l6".into());
+    let (_assistant, status) = Assistant::load(&english_only).unwrap();
+    assert!(matches!(status, IndexStatus::Built { passages, .. } if passages > 100), "{status:?}");
+    let vectors = |dir: &Path| -> serde_json::Value {
+        let index = dir.join("index");
+        let current = std::fs::read_to_string(index.join("CURRENT")).unwrap();
+        let path = index.join(current.trim()).join("vectors.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let model = vectors(data.path())["model_id"].as_str().unwrap().to_owned();
+    assert!(model.starts_with("minilm-l6@"), "{model}");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
