@@ -73,11 +73,6 @@ impl EmbedderChoice {
         Self { en: Some(name.to_owned()), zh: Some(name.to_owned()) }
     }
 
-    /// One embedder (or none) per language.
-    pub fn per_language(en: Option<&str>, zh: Option<&str>) -> Self {
-        Self { en: en.map(str::to_owned), zh: zh.map(str::to_owned) }
-    }
-
     /// Reads `name` or `en=name,zh=name`; the error says what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
@@ -142,11 +137,6 @@ impl EmbedderChoice {
         }
         names
     }
-
-    /// Whether no language has an embedder.
-    pub fn is_empty(&self) -> bool {
-        self.en.is_none() && self.zh.is_none()
-    }
 }
 
 impl std::fmt::Display for EmbedderChoice {
@@ -203,7 +193,8 @@ mod tests {
         assert_eq!(english_only.get(Language::Zh), None);
         assert_eq!(english_only.to_string(), "en=minilm-l6,zh=none");
         assert_eq!(EmbedderChoice::parse("en=a,zh=a").unwrap().to_string(), "a");
-        assert!(EmbedderChoice::parse("none").unwrap().is_empty());
+        let none = EmbedderChoice::parse("none").unwrap();
+        assert_eq!((none.get(Language::En), none.get(Language::Zh)), (None, None));
         for bad in ["", "a,b", "fr=a", "en=a,en=b", "en=", "en-GB=a", "zh=a b"] {
             assert!(EmbedderChoice::parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -612,8 +612,6 @@ mod tests {
         // The two embedders' built-in rules differ: their cosines do.
         assert_ne!(GateConfig::built_in(minilm).hybrid_en, GateConfig::built_in(e5).hybrid_en);
 
-        // A file that names no embedder (written before files said so) is
-        // taken as it is.
         // One embedder per language: each language keeps its rule while its
         // own embedder stays, and only that one gives way.
         let per_language = Some("en=minilm-l6,zh=multilingual-e5-small");
@@ -634,6 +632,8 @@ mod tests {
         assert_eq!(built_in.hybrid_en, GateConfig::built_in(minilm).hybrid_en);
         assert_eq!(built_in.hybrid_zh, GateConfig::built_in(e5).hybrid_zh);
 
+        // A file that names no embedder (written before files said so) is
+        // taken as it is.
         let unnamed = config.to_toml("unnamed", None);
         let read = GateConfig::from_toml(&unnamed, minilm).unwrap();
         assert_eq!((read.config.hybrid_en, read.fitted_for_other_embedder), (fitted, None));

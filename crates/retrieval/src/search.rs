@@ -375,10 +375,9 @@ impl Generation {
         };
         let cosine = self.cosine_ranking(lang, query.text)?;
 
-        let weights = self.word_weights(&searcher, lang, &tokens);
         let query_words = words(&tokens);
         let wanted = query.limit.max(TITLE_SCAN);
-        let mut hits = Vec::with_capacity(wanted);
+        let mut found = Vec::with_capacity(wanted);
         for (address, bm25, cosine) in fuse(&bm25, &cosine) {
             let passage = self.passage(&searcher, address)?;
             if !passage.kind.is_public() {
@@ -387,10 +386,8 @@ impl Generation {
                 tracing::error!(id = %passage.id, "the general search matched a private passage");
                 continue;
             }
-            let fused = [bm25, cosine].iter().flatten().map(|r| rrf(r.rank)).sum();
-            let coverage = self.coverage(lang, &passage, &weights)?;
-            hits.push(Hit { passage, rank: hits.len() + 1, fused, bm25, cosine, coverage });
-            if hits.len() == wanted {
+            found.push((passage, bm25, cosine));
+            if found.len() == wanted {
                 break;
             }
         }
@@ -398,18 +395,23 @@ impl Generation {
         // ("怎么退货？" for "如何退货？", "How do I return an item?" for "How can
         // I return an item?"), wants that entry, however close its
         // neighbours score: it goes first.
-        let same_question = hits.iter().position(|hit| {
-            hit.passage.kind == PassageKind::Faq
-                && query_terms(&self.index, lang, &hit.passage.title)
+        let same_question = found.iter().position(|(passage, _, _)| {
+            passage.kind == PassageKind::Faq
+                && query_terms(&self.index, lang, &passage.title)
                     .is_ok_and(|title| same_words(&query_words, &title))
         });
         if let Some(at) = same_question {
-            let hit = hits.remove(at);
-            hits.insert(0, hit);
+            let first = found.remove(at);
+            found.insert(0, first);
         }
-        hits.truncate(query.limit);
-        for (i, hit) in hits.iter_mut().enumerate() {
-            hit.rank = i + 1;
+        found.truncate(query.limit);
+        // Coverage analyzes the whole passage: only for the hits returned.
+        let weights = self.word_weights(&searcher, lang, &tokens);
+        let mut hits = Vec::with_capacity(found.len());
+        for (passage, bm25, cosine) in found {
+            let fused = [bm25, cosine].iter().flatten().map(|r| rrf(r.rank)).sum();
+            let coverage = self.coverage(lang, &passage, &weights)?;
+            hits.push(Hit { passage, rank: hits.len() + 1, fused, bm25, cosine, coverage });
         }
         Ok(hits)
     }
