@@ -11,7 +11,7 @@ use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::schema::Value as _;
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
 
-use crate::fusion::{fuse, rrf};
+use crate::fusion::{fuse, fused_score, rrf, Standing, POLICY_PLACES};
 use crate::layout;
 use crate::orders::VerifiedCustomer;
 use crate::passage::{Passage, PassageKind};
@@ -39,6 +39,18 @@ const TITLE_SCAN: usize = 10;
 
 /// More orders than any one customer has; order lookups rank all of theirs.
 const MAX_ORDERS: usize = 1000;
+
+/// How many places lower a passage kind counts in each ranking
+/// ([`POLICY_PLACES`]), when there are two. With BM25 alone a place is all
+/// there is to go by, and a place in one list is a larger step than in
+/// two: with three, "when will my refund arrive" went to the gift card
+/// refund entry before the refund section.
+fn places_lower(kind: PassageKind) -> usize {
+    match kind {
+        PassageKind::Policy => POLICY_PLACES,
+        _ => 0,
+    }
+}
 
 /// A general search: public passages only.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +82,8 @@ pub struct Hit {
     pub passage: Passage,
     /// 1-based place in the returned list.
     pub rank: usize,
-    /// The reciprocal rank fusion score the list is sorted by.
+    /// The reciprocal rank fusion score the list is sorted by, a policy
+    /// section's places counted lower than an FAQ entry's.
     pub fused: f32,
     /// The BM25 score, if the passage matched a query term.
     pub bm25: Option<Ranked>,
@@ -391,27 +404,43 @@ impl Generation {
                 break;
             }
         }
+        // The passage kind is known only once a passage is read, so the
+        // policy offset reorders the best few fetched (at least ten), which
+        // is where it changes what a shopper is shown. So does the tie-break
+        // by closeness, which needs each passage's coverage.
+        let hybrid = !cosine.is_empty();
+        let places_lower = |kind| if hybrid { places_lower(kind) } else { 0 };
+        let weights = self.word_weights(&searcher, lang, &tokens);
+        let mut hits = Vec::with_capacity(found.len());
+        for (passage, bm25, cosine) in found {
+            let fused = fused_score(bm25, cosine, places_lower(passage.kind));
+            let coverage = self.coverage(lang, &passage, &weights)?;
+            hits.push(Hit { passage, rank: 0, fused, bm25, cosine, coverage });
+        }
+        // Closeness adds the two measures of fit, meaning and words: a tie
+        // goes to the passage nearer in meaning that also holds more of
+        // the question's words.
+        let standing = |hit: &Hit| {
+            let closeness = hit.cosine.map_or(0.0, |c| c.score) + hit.coverage;
+            Standing::new(hit.fused, closeness, hit.bm25, hit.cosine)
+        };
+        hits.sort_by(|x, y| standing(x).best_first(&standing(y)));
         // A shopper who asks an FAQ's own question, in other function words
         // ("怎么退货？" for "如何退货？", "How do I return an item?" for "How can
         // I return an item?"), wants that entry, however close its
         // neighbours score: it goes first.
-        let same_question = found.iter().position(|(passage, _, _)| {
-            passage.kind == PassageKind::Faq
-                && query_terms(&self.index, lang, &passage.title)
+        let same_question = hits.iter().position(|hit| {
+            hit.passage.kind == PassageKind::Faq
+                && query_terms(&self.index, lang, &hit.passage.title)
                     .is_ok_and(|title| same_words(&query_words, &title))
         });
         if let Some(at) = same_question {
-            let first = found.remove(at);
-            found.insert(0, first);
+            let first = hits.remove(at);
+            hits.insert(0, first);
         }
-        found.truncate(query.limit);
-        // Coverage analyzes the whole passage: only for the hits returned.
-        let weights = self.word_weights(&searcher, lang, &tokens);
-        let mut hits = Vec::with_capacity(found.len());
-        for (passage, bm25, cosine) in found {
-            let fused = [bm25, cosine].iter().flatten().map(|r| rrf(r.rank)).sum();
-            let coverage = self.coverage(lang, &passage, &weights)?;
-            hits.push(Hit { passage, rank: hits.len() + 1, fused, bm25, cosine, coverage });
+        hits.truncate(query.limit);
+        for (i, hit) in hits.iter_mut().enumerate() {
+            hit.rank = i + 1;
         }
         Ok(hits)
     }
