@@ -26,7 +26,7 @@ pub enum EvalCommand {
     /// Runs test conversations (YAML suites); fails when an assertion fails.
     Run(crate::suite::RunArgs),
     /// Prints a reviewed conversation as a test case for a suite.
-    FromTranscript(crate::suite::FromTranscriptArgs),
+    FromTranscript(crate::suite_from_transcript::FromTranscriptArgs),
     /// Precision and recall of the answer check on labelled answers.
     Check(crate::eval_check::CheckArgs),
 }
@@ -112,7 +112,7 @@ pub fn run(registry: &ModelRegistry, command: EvalCommand) -> Result<()> {
         EvalCommand::Gate(args) => gate(registry, args),
         EvalCommand::Routing(args) => routing(registry, args),
         EvalCommand::Run(args) => crate::suite::run(registry.dir(), args),
-        EvalCommand::FromTranscript(args) => crate::suite::from_transcript(args),
+        EvalCommand::FromTranscript(args) => crate::suite_from_transcript::from_transcript(args),
         EvalCommand::Check(args) => crate::eval_check::check(args),
     }
 }

@@ -17,9 +17,11 @@ mod mutations;
 mod serve;
 mod server_stats;
 mod suite;
+mod suite_from_transcript;
 #[cfg(test)]
 mod suite_fuzz;
 mod suite_score;
+mod suite_spec;
 mod ws_client;
 
 use std::io::{BufRead, Write};

@@ -9,7 +9,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use crate::mutations::{any_text, config, mutated};
-use crate::suite::{parse_suite, Suite};
+use crate::suite_spec::{parse_suite, Suite};
 
 const SUITES: [&str; 4] = [
     include_str!("../../../tests/eval/demo-shop.en.yaml"),

@@ -14,7 +14,7 @@ use shopchat_core::protocol::AnswerOutcome;
 use shopchat_pipeline::Reply;
 
 use crate::harness::outcome_name;
-use crate::suite::{Expect, Floors};
+use crate::suite_spec::{Expect, Floors};
 
 /// Counts for one suite in one run.
 #[derive(Debug, Default, Serialize)]
