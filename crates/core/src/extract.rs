@@ -16,7 +16,7 @@
 //! that the shop's own texts define ("Germany (DE)") let a question name a
 //! country while the passage lists its code. Nothing is tuned to one shop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -26,17 +26,12 @@ use crate::check::{fact_kinds, FactKind};
 use crate::scan::regex;
 use crate::Language;
 
-/// One quotable piece of a passage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unit {
-    /// Index of its passage.
-    pub passage: usize,
-    /// A table row: one case already, never cut into clauses.
-    pub table_row: bool,
-    /// The text to show: a sentence, a list item, or a table row with its
-    /// column names.
-    pub text: String,
-}
+mod aliases;
+mod units;
+
+use aliases::mentions;
+pub use aliases::Aliases;
+pub use units::{units, Unit};
 
 /// The answer chosen from the passages.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,229 +42,6 @@ pub struct Extract {
     pub text: String,
     /// Share of the question's term weight the chosen text holds (0..=1).
     pub coverage: f32,
-}
-
-/// Names that stand for each other: a country and its code as the shop's
-/// own texts define them ("Germany (DE)", "德国（DE）"), and the common
-/// abbreviations in the language's rules file ("UK", "United Kingdom").
-#[derive(Debug, Clone, PartialEq)]
-pub struct Aliases {
-    /// Groups of equal names, lower-cased.
-    groups: Vec<Vec<String>>,
-    /// Term → the other terms it stands for (each name's last term).
-    equal: HashMap<String, Vec<String>>,
-}
-
-impl Default for Aliases {
-    fn default() -> Self {
-        let mut aliases = Aliases { groups: Vec::new(), equal: HashMap::new() };
-        for lang in Language::ALL {
-            for group in &AnswerRules::of(lang).aliases {
-                aliases.add_group(group.clone());
-            }
-        }
-        aliases
-    }
-}
-
-static ALIAS_EN: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\b([A-Z][a-z]+(?: [A-Z][a-z]+){0,2}) \(([A-Z]{2,3})\)"));
-/// "EU zone 1: Austria (AT), Belgium (BE), Germany (DE)": a label and its
-/// members, one line of a list.
-static MEMBERS: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?m)^\s*(?:[-*+]\s*)?(?:\*\*)?([^:：*\n]{2,40}?)(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+)$")
-});
-static ALIAS_ZH: LazyLock<Regex> = LazyLock::new(|| regex(r"(\p{Han}{2,6})[（(]([A-Z]{2,3})[）)]"));
-
-impl Aliases {
-    /// The built-in abbreviations and every "Name (CODE)" in `texts`.
-    pub fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut aliases = Aliases::default();
-        for text in texts {
-            for pattern in [&*ALIAS_EN, &*ALIAS_ZH] {
-                for caps in pattern.captures_iter(text) {
-                    aliases.add_group(vec![normalize(&caps[1]), normalize(&caps[2])]);
-                }
-            }
-            // A member of a listed group is asked about as the group too: a
-            // question about Germany is about "EU zone 1" where the list
-            // says Germany is in it.
-            for line in MEMBERS.captures_iter(text) {
-                let label = normalize(line[1].trim());
-                for pattern in [&*ALIAS_EN, &*ALIAS_ZH] {
-                    for caps in pattern.captures_iter(&line[2]) {
-                        aliases.add_group(vec![
-                            normalize(&caps[1]),
-                            normalize(&caps[2]),
-                            label.clone(),
-                        ]);
-                    }
-                }
-            }
-        }
-        aliases
-    }
-
-    fn add_group(&mut self, group: Vec<String>) {
-        let group: Vec<String> = group.iter().map(|name| normalize(name.trim())).collect();
-        if self.groups.contains(&group) {
-            return;
-        }
-        // A name's last word stands for it in word matching; a number
-        // ("EU zone 1") would match every figure, so such names match only
-        // as whole phrases.
-        let lasts: Vec<String> = group
-            .iter()
-            .filter_map(|name| words(name).pop())
-            .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
-            .collect();
-        for a in &lasts {
-            for b in lasts.iter().filter(|b| *b != a) {
-                let list = self.equal.entry(a.clone()).or_default();
-                if !list.contains(b) {
-                    list.push(b.clone());
-                }
-            }
-        }
-        self.groups.push(group);
-    }
-
-    fn expand(&self, term: &str) -> Vec<String> {
-        let mut all = vec![term.to_owned()];
-        if let Some(others) = self.equal.get(term) {
-            all.extend(others.iter().cloned());
-        }
-        all
-    }
-
-    /// Whether `name` stands for another name that `texts` mention: the
-    /// answer may write "Germany" where the passage lists "DE".
-    pub fn known_by_another_name(&self, name: &str, texts: &[&str]) -> bool {
-        let name = normalize(name);
-        self.groups.iter().filter(|group| group.contains(&name)).any(|group| {
-            group.iter().any(|other| *other != name && texts.iter().any(|t| mentions(t, other)))
-        })
-    }
-
-    /// The groups `text` names (by any of their names).
-    pub(crate) fn named_in(&self, text: &str) -> Vec<&[String]> {
-        self.groups
-            .iter()
-            .filter(|group| group.iter().any(|name| mentions(text, name)))
-            .map(Vec::as_slice)
-            .collect()
-    }
-}
-
-/// Whether `text` mentions `name` as a whole word (Latin) or anywhere
-/// (Chinese). A code of three letters or fewer counts only in capitals
-/// ("DE", "IT", "MY"), so that the words "it", "my" and "no" name no
-/// country; the rules file lists the few codes shoppers type in any case.
-fn mentions(text: &str, name: &str) -> bool {
-    if name.chars().any(crate::language::is_cjk) {
-        return text.contains(name);
-    }
-    let is_code = name.len() <= 3 && name.chars().all(|c| c.is_ascii_alphabetic());
-    let any_case = AnswerRules::of(Language::En).any_case_codes.iter().any(|c| c == name);
-    let (haystack, needle) = if is_code && !any_case {
-        (text.to_owned(), name.to_uppercase())
-    } else {
-        (normalize(text), name.to_owned())
-    };
-    haystack.match_indices(needle.as_str()).any(|(i, _)| {
-        let before = haystack[..i].chars().last();
-        let after = haystack[i + needle.len()..].chars().next();
-        before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
-    })
-}
-
-static SENTENCE_END_EN: LazyLock<Regex> = LazyLock::new(|| regex(r"[.!?](?:\s+|$)"));
-static SENTENCE_END_ZH: LazyLock<Regex> = LazyLock::new(|| regex(r"[。！？；]"));
-static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| regex(r"^\s*(?:[-*+]|\d{1,2}[.)])\s+"));
-static EMPHASIS: LazyLock<Regex> = LazyLock::new(|| regex(r"\*\*|__|`"));
-static TABLE_RULE: LazyLock<Regex> = LazyLock::new(|| regex(r"^\s*\|?\s*:?-{3,}"));
-
-/// Splits passages into quotable units: sentences of prose, list items,
-/// and table rows written out with their column names. Headings are dropped
-/// (they are questions or titles, not answers).
-pub fn units(passages: &[&str]) -> Vec<Unit> {
-    let mut units = Vec::new();
-    for (index, text) in passages.iter().enumerate() {
-        let mut header: Option<Vec<String>> = None;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || TABLE_RULE.is_match(line) {
-                continue;
-            }
-            if line.starts_with('|') {
-                let cells: Vec<String> = line
-                    .trim_matches('|')
-                    .split('|')
-                    .map(|cell| EMPHASIS.replace_all(cell.trim(), "").into_owned())
-                    .collect();
-                match &header {
-                    None => header = Some(cells),
-                    Some(names) => units.push(Unit {
-                        passage: index,
-                        table_row: true,
-                        text: table_row(names, &cells),
-                    }),
-                }
-                continue;
-            }
-            header = None;
-            let line = LIST_ITEM.replace(line, "");
-            let line = EMPHASIS.replace_all(&line, "");
-            for sentence in sentences(&line) {
-                units.push(Unit { passage: index, table_row: false, text: sentence });
-            }
-        }
-    }
-    units
-}
-
-/// "United Kingdom: Standard €4.95, Express €9.95" from a header and a row.
-fn table_row(names: &[String], cells: &[String]) -> String {
-    let mut parts = Vec::new();
-    for (i, cell) in cells.iter().enumerate().skip(1) {
-        match names.get(i) {
-            Some(name) if !name.is_empty() => parts.push(format!("{name} {cell}")),
-            _ => parts.push(cell.clone()),
-        }
-    }
-    let first = cells.first().cloned().unwrap_or_default();
-    format!("{first}: {}.", parts.join(", "))
-}
-
-fn sentences(line: &str) -> Vec<String> {
-    let zh = line.chars().any(crate::language::is_cjk);
-    let pattern = if zh { &*SENTENCE_END_ZH } else { &*SENTENCE_END_EN };
-    let mut out = Vec::new();
-    let mut start = 0;
-    for m in pattern.find_iter(line) {
-        let piece = line[start..m.end()].trim();
-        // "e.g." and "approx." are not the end of a sentence.
-        if !zh && piece.len() > 1 && ends_with_abbreviation(piece) {
-            continue;
-        }
-        if !piece.is_empty() {
-            out.push(piece.to_owned());
-        }
-        start = m.end();
-    }
-    let rest = line[start..].trim();
-    if !rest.is_empty() {
-        out.push(rest.to_owned());
-    }
-    out
-}
-
-fn ends_with_abbreviation(piece: &str) -> bool {
-    let last = piece.trim_end_matches(['.', ' ']).rsplit(' ').next().unwrap_or("");
-    matches!(
-        last.to_lowercase().as_str(),
-        "e.g" | "i.e" | "etc" | "approx" | "incl" | "no" | "vs" | "mr" | "mrs" | "dr" | "st"
-    ) || (last.len() == 1 && last.chars().all(|c| c.is_ascii_uppercase()))
 }
 
 /// A unit's score for a question, and why.
@@ -789,10 +561,5 @@ mod tests {
         let chosen = selected_clauses("express price for the UK", &[POLICY], &aliases).unwrap();
         assert_eq!(chosen, ["United Kingdom: Standard €4.95, Express €9.95."]);
         assert_eq!(selected_clauses("How long does delivery take?", &[TIMES], &aliases), None);
-    }
-
-    #[test]
-    fn abbreviations_do_not_end_sentences() {
-        assert_eq!(sentences("Pay by card, e.g. Visa. Then wait.").len(), 2);
     }
 }
