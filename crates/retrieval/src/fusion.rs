@@ -21,13 +21,13 @@ pub(crate) fn rrf(rank: usize) -> f32 {
 /// reference text whose many words match many questions. When both match
 /// about as well, the entry written for the question goes first; a section
 /// first in both rankings still wins (against an FAQ entry second in both
-/// it ties, and closeness decides). Tried 0 to 5 places, and scaling the
+/// it ties, and closeness decides). Tried 1 to 5 places, and scaling the
 /// fused score by 0.9 to 0.99 instead, on both shops' gate questions in
 /// both languages (`docs/quality.md`): every setting put the expected
-/// passage first more often in all of them; two places or more gain a
-/// little more but let an entry second in both rankings beat a section
-/// first in both, which lost the demo shop a case whose fact only the
-/// section holds.
+/// passage first as often or more often in all four; two places or more
+/// gain a little more but let an entry second in both rankings beat a
+/// section first in both, which lost the demo shop a case whose fact only
+/// the section holds.
 pub(crate) const POLICY_PLACES: usize = 1;
 
 /// Reciprocal rank fusion of two rankings (each best first): every document
