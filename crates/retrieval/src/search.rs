@@ -372,11 +372,11 @@ impl Generation {
         // is where it changes what a shopper is shown. So does the tie-break
         // by closeness, which needs each passage's coverage.
         let hybrid = !cosine.is_empty();
-        let places_lower = |kind| if hybrid { places_lower(kind) } else { 0 };
         let weights = self.word_weights(&searcher, lang, &tokens);
         let mut hits = Vec::with_capacity(found.len());
         for (passage, bm25, cosine) in found {
-            let fused = fused_score(bm25, cosine, places_lower(passage.kind));
+            let lower = if hybrid { places_lower(passage.kind) } else { 0 };
+            let fused = fused_score(bm25, cosine, lower);
             let coverage = self.coverage(lang, &passage, &weights)?;
             hits.push(Hit { passage, rank: 0, fused, bm25, cosine, coverage });
         }
