@@ -331,7 +331,7 @@ fn rank_units(
             };
             let kinds = fact_kinds(&unit.text);
             let fact_bonus = if wants.iter().any(|(asked, kind)| *asked && kinds.contains(kind)) {
-                0.25
+                0.6
             } else {
                 0.0
             };
@@ -520,6 +520,21 @@ mod tests {
         let found =
             extract_answer("express cost to the uk?", &[POLICY], Language::En, &aliases).unwrap();
         assert!(found.text.contains("€9.95"), "{found:?}");
+    }
+
+    #[test]
+    fn a_question_asking_for_a_price_gets_the_sentence_with_one() {
+        // "return" is rare among these sentences and only the address holds
+        // it; the price question still gets a price.
+        let label = "- Free prepaid label for orders delivered to the United Kingdom.\n- Other countries: you can buy a prepaid label for €6.95, deducted from your refund.\n- Alternatively, send the parcel at your own cost to: Acme Returns, 1 Dock Road, Leeds.";
+        let found = extract_answer(
+            "How much is a return label from Italy?",
+            &[label],
+            Language::En,
+            &Aliases::default(),
+        )
+        .unwrap();
+        assert!(found.text.contains("€6.95"), "{found:?}");
     }
 
     #[test]
