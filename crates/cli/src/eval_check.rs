@@ -96,6 +96,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
             titles: &[],
             allowed: &allowed,
             aliases: &aliases,
+            settled: false,
         };
         let (stopped, reason) = match judge(&item.answer, &input, true) {
             Verdict::Refusal => (true, Some("refusal".to_owned())),

@@ -44,6 +44,8 @@ pub enum Degenerate {
     WrongRow,
     /// Cites only passages that do not hold its facts.
     WrongCitation,
+    /// Answers from another passage than the one settled as answering.
+    AnotherPassage,
     /// Says it does not know, although a sentence of its passages holds
     /// most of the question.
     Declined,
@@ -61,6 +63,9 @@ impl Degenerate {
             Degenerate::Contradicts => "the answer contradicts its passage".into(),
             Degenerate::WrongRow => "the answer takes a number from another case".into(),
             Degenerate::WrongCitation => "the answer cites a passage without its facts".into(),
+            Degenerate::AnotherPassage => {
+                "the answer comes from another passage than the one that answers".into()
+            }
             Degenerate::Declined => "the model said it does not know; a passage answers".into(),
         }
     }

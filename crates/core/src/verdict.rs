@@ -6,8 +6,8 @@
 //! must be in the passages ([`crate::check`]); then the answer must be fit to
 //! show ([`crate::degenerate`]); then it must not flip the passage's yes/no
 //! ([`crate::polarity`]), take a number from another row than the one asked
-//! about (`crate::check::misaligned`), or cite a passage that does not hold
-//! its facts.
+//! about (`crate::check::misaligned`), cite a passage that does not hold
+//! its facts, or leave the passage settled as the answering one for another.
 
 use std::collections::HashSet;
 
@@ -29,6 +29,21 @@ pub struct AnswerInput<'a> {
     pub titles: &'a [&'a str],
     pub allowed: &'a AllowedFacts,
     pub aliases: &'a Aliases,
+    /// The first passage is the one that answers, beyond reasonable doubt
+    /// (search ranked it first by words and by meaning alike): an answer
+    /// drawn from another passage is unfit, and a quote comes from it.
+    pub settled: bool,
+}
+
+impl AnswerInput<'_> {
+    /// The passages and titles a quoted answer may come from.
+    pub fn quotable(&self) -> (&[&str], &[&str]) {
+        if self.settled && !self.passages.is_empty() {
+            (&self.passages[..1], &self.titles[..self.titles.len().min(1)])
+        } else {
+            (self.passages, self.titles)
+        }
+    }
 }
 
 /// The decision on one answer. `text` is the answer to show when it stands:
@@ -54,13 +69,9 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     if answer.is_empty() || declines {
         return Verdict::Refusal;
     }
-    let extract = extract_titled_answer(
-        input.question,
-        input.passages,
-        input.titles,
-        input.lang,
-        input.aliases,
-    );
+    let (quotable, titles) = input.quotable();
+    let extract =
+        extract_titled_answer(input.question, quotable, titles, input.lang, input.aliases);
     let check = facts_check(answer, input.passages, input);
     if !check.passed || !finished {
         return Verdict::Checked { check, extract, text: repaired };
@@ -78,7 +89,8 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
                 .then_some(Degenerate::WrongRow)
         })
         .or_else(|| wrong_sentence(answer, input))
-        .or_else(|| miscited(answer, input));
+        .or_else(|| miscited(answer, input))
+        .or_else(|| strays(answer, input));
     Verdict::Checked { check: check.with_degenerate(unfit), extract, text: repaired }
 }
 
@@ -211,6 +223,30 @@ fn miscited(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
     (!facts_check(answer, &texts, input).passed).then_some(Degenerate::WrongCitation)
 }
 
+/// An answer drawn from another passage than the settled first one: it
+/// cites only others, or shares more of its own words (those not in the
+/// question) with another passage than with the first.
+fn strays(answer: &str, input: &AnswerInput<'_>) -> Option<Degenerate> {
+    if !input.settled || input.passages.len() < 2 {
+        return None;
+    }
+    let cited = crate::prompt::cited_passages(answer, input.passages.len());
+    if !cited.is_empty() {
+        return (!cited.contains(&1)).then_some(Degenerate::AnotherPassage);
+    }
+    let asked: HashSet<String> = words(input.question).into_iter().collect();
+    let own: HashSet<String> = words(answer).into_iter().filter(|w| !asked.contains(w)).collect();
+    let shared = |passage: &str| {
+        let terms: HashSet<String> = words(passage).into_iter().collect();
+        own.iter().filter(|w| terms.contains(*w)).count()
+    };
+    let first = shared(input.passages[0]);
+    input.passages[1..]
+        .iter()
+        .any(|passage| shared(passage) > first)
+        .then_some(Degenerate::AnotherPassage)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +269,7 @@ mod tests {
                 titles: &[],
                 allowed: &allowed,
                 aliases: &aliases,
+                settled: false,
             },
             true,
         )
@@ -321,6 +358,56 @@ mod tests {
             judged("Do you sell hats?", "I'm not sure, sorry.", &[RETURNS]),
             Verdict::Refusal
         );
+        assert_eq!(
+            judged(
+                "My parcel arrived damaged, what should I do?",
+                "1. I'm sorry, I'm not familiar with the product you're referring to.",
+                &[RETURNS]
+            ),
+            Verdict::Refusal
+        );
+    }
+
+    #[test]
+    fn an_answer_must_come_from_a_settled_first_passage() {
+        let check = |v: Verdict| match v {
+            Verdict::Checked { check, .. } => check.degenerate,
+            Verdict::Refusal => None,
+        };
+        const STUDENTS: &str =
+            "Students get 6% off laptops and tablets, up to ¥400 per order, once a year.";
+        const CHARGER: &str = "The 65W charger powers phones, tablets and laptops over USB-C.";
+        let (allowed, aliases) = (AllowedFacts::new(), Aliases::default());
+        let passages = [STUDENTS, CHARGER];
+        let question = "any deals for uni students on a new laptop?";
+        let settled = |answer: &str, settled: bool| {
+            judge(
+                answer,
+                &AnswerInput {
+                    question,
+                    lang: Language::En,
+                    passages: &passages,
+                    titles: &[],
+                    allowed: &allowed,
+                    aliases: &aliases,
+                    settled,
+                },
+                true,
+            )
+        };
+        let stray = "Yes. The 65W charger powers phones, tablets and laptops over USB-C.";
+        assert_eq!(check(settled(stray, true)), Some(Degenerate::AnotherPassage));
+        // Its quote comes from the settled passage.
+        match settled(stray, true) {
+            Verdict::Checked { extract: Some(extract), .. } => assert_eq!(extract.passage, 0),
+            other => panic!("{other:?}"),
+        }
+        let cited = "The 65W charger works with laptops over USB-C [2].";
+        assert_eq!(check(settled(cited, true)), Some(Degenerate::AnotherPassage));
+        let right = "Students get 6% off laptops, up to ¥400 per order [1].";
+        assert!(passed(&settled(right, true)));
+        // Unsettled, either passage may answer.
+        assert!(passed(&settled(stray, false)));
     }
 
     #[test]

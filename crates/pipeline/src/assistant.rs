@@ -419,12 +419,7 @@ impl Assistant {
         lang: Language,
     ) -> Result<Response> {
         let (hits, gate) = self.retrieve(turn.text, lang)?;
-        let passages: Vec<Passage> = hits
-            .into_iter()
-            .filter(|hit: &Hit| hit.passage.lang == lang)
-            .take(self.settings.passages)
-            .map(|hit| hit.passage)
-            .collect();
+        let (passages, settled) = passages_for_answer(hits, lang, self.settings.passages);
         if !gate.covered || passages.is_empty() {
             return Ok(Response::Reply(self.refusal(shop, turn, lang, Some(gate))));
         }
@@ -464,6 +459,7 @@ impl Assistant {
             generation,
             messages,
             passages,
+            first_settled: settled,
             question: turn.text.to_owned(),
             aliases: shop.aliases.clone(),
             lang,
@@ -552,6 +548,19 @@ fn recent_orders<'a>(
     orders.sort_by(|a, b| b.placed_at.cmp(&a.placed_at).then(b.number.cmp(&a.number)));
     orders.truncate(limit);
     orders
+}
+
+/// The passages an answer is written from (the best hits in the question's
+/// language, up to `limit`), and whether the first is settled as the one
+/// that answers: both rankings put it first. A small model still answers
+/// from one of its neighbours about as often as from it; the answer check
+/// then holds the answer to the first (see `AnswerInput::settled`).
+fn passages_for_answer(hits: Vec<Hit>, lang: Language, limit: usize) -> (Vec<Passage>, bool) {
+    let hits: Vec<Hit> =
+        hits.into_iter().filter(|hit| hit.passage.lang == lang).take(limit).collect();
+    let first = |ranked: Option<shopchat_retrieval::Ranked>| ranked.is_some_and(|r| r.rank == 1);
+    let settled = hits.first().is_some_and(|hit| first(hit.bm25) && first(hit.cosine));
+    (hits.into_iter().map(|hit| hit.passage).collect(), settled)
 }
 
 pub(crate) fn passage_source(passage: &Passage) -> Source {
