@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
+use shopchat_core::language::is_cjk;
 use shopchat_core::Language;
 use shopchat_pipeline::Assistant;
 use shopchat_retrieval::VerifiedCustomer;
@@ -19,19 +20,38 @@ use crate::harness::{conversation, outcome_name, run_turn, PipelineArgs, TurnRes
 use crate::suite_score::Tally;
 use crate::suite_spec::{read_suite, Expect, Identity, Lang, Pattern, Suite};
 
+/// Text as `contains` compares it: lower case, without the spaces that
+/// Chinese typography leaves to the writer ("30 天" and "30天", "2 年保修"
+/// and "2年保修" state the same fact; a model writes either).
+fn comparable(text: &str) -> String {
+    let chars: Vec<char> = text.to_lowercase().chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_whitespace() {
+            let before = i.checked_sub(1).map(|j| chars[j]);
+            let after = chars[i + 1..].iter().find(|c| !c.is_whitespace()).copied();
+            if before.is_some_and(is_cjk) || after.is_some_and(is_cjk) {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Which assertions an answer failed; empty when it passed.
 fn failed_assertions(expect: &Expect, result: &TurnResult) -> Vec<String> {
     let reply = &result.reply;
-    let text = reply.text.to_lowercase();
+    let text = comparable(&reply.text);
     let mut failures = Vec::new();
     if let Some(any) = &expect.contains {
-        if !any.items().iter().any(|needle| text.contains(&needle.to_lowercase())) {
+        if !any.items().iter().any(|needle| text.contains(&comparable(needle))) {
             failures.push(format!("contains none of {:?}", any.items()));
         }
     }
     if let Some(none) = &expect.not_contains {
         for needle in none.items() {
-            if text.contains(&needle.to_lowercase()) {
+            if text.contains(&comparable(needle)) {
                 failures.push(format!("contains {needle:?}"));
             }
         }
@@ -453,4 +473,18 @@ fn junit(runs: &[RunSummary], _failures: &[Failure]) -> String {
     }
     xml.push_str("</testsuites>\n");
     xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::comparable;
+
+    #[test]
+    fn spaces_next_to_chinese_do_not_count() {
+        assert_eq!(comparable("退货期限是 30 天。"), comparable("退货期限是30天。"));
+        assert!(comparable("享有2年保修").contains(&comparable("2 年保修")));
+        // Between Latin words a space is a space.
+        assert_ne!(comparable("Free  returns"), comparable("freereturns"));
+        assert_eq!(comparable("Free Returns"), "free returns");
+    }
 }
