@@ -42,6 +42,9 @@ struct Item {
     supported: bool,
     #[serde(default)]
     kind: String,
+    /// Search ranked the first passage first both ways (`AnswerInput::settled`).
+    #[serde(default)]
+    settled: bool,
 }
 
 #[derive(Default, Clone, Copy, serde::Serialize)]
@@ -96,7 +99,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
             titles: &[],
             allowed: &allowed,
             aliases: &aliases,
-            settled: false,
+            settled: item.settled,
         };
         let (stopped, reason) = match judge(&item.answer, &input, true) {
             Verdict::Refusal => (true, Some("refusal".to_owned())),
