@@ -38,6 +38,7 @@ struct RulesFile {
     negations: Vec<String>,
     yes_words: Vec<String>,
     no_words: Vec<String>,
+    hedge_words: Vec<String>,
     yes_no_question: String,
     refusal: Vec<String>,
     preamble: Vec<String>,
@@ -86,6 +87,9 @@ pub struct AnswerRules {
     pub negations: Vec<String>,
     pub yes_words: Vec<String>,
     pub no_words: Vec<String>,
+    /// Words that qualify a yes or a no without saying how ("not always",
+    /// "通常"): they add nothing to an answer.
+    pub hedge_words: Vec<String>,
     pub yes_no_question: Regex,
     pub refusal: Vec<Regex>,
     pub preamble: Vec<Regex>,
@@ -169,6 +173,7 @@ impl AnswerRules {
             negations: lower(file.negations),
             yes_words: lower(file.yes_words),
             no_words: lower(file.no_words),
+            hedge_words: lower(file.hedge_words),
             yes_no_question: compile(&file.yes_no_question)?,
             refusal: compile_all(&file.refusal)?,
             preamble: compile_all(&file.preamble)?,
@@ -261,6 +266,16 @@ impl AnswerRules {
 
     pub fn is_yes_no_question(&self, question: &str) -> bool {
         self.yes_no_question.is_match(normalize(question).trim())
+    }
+
+    /// Whether `text` opens with a yes or a no word ("Yes, …", "No.", "可以，…").
+    pub fn opens_with_yes_or_no(&self, text: &str) -> bool {
+        let text = normalize(text);
+        let text = text.trim_start();
+        self.yes_words.iter().chain(&self.no_words).any(|w| {
+            text.starts_with(w.as_str())
+                && text[w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() || is_cjk(c))
+        })
     }
 }
 

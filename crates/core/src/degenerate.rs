@@ -95,7 +95,7 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
         return Some(Degenerate::MixedLanguage);
     }
     let terms = words(&plain);
-    let opens_yes_no = opens_with_yes_or_no(&plain, rules);
+    let opens_yes_no = rules.opens_with_yes_or_no(&plain);
     let content: Vec<&String> = terms.iter().filter(|t| !is_yes_no_word(t, rules)).collect();
     if content.is_empty() {
         return Some(if opens_yes_no { Degenerate::BareYesNo } else { Degenerate::EchoesQuestion });
@@ -107,9 +107,25 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
     if !opens_yes_no && new_terms * 5 <= content.len() && answer_kinds.is_subset(&question_kinds) {
         return Some(Degenerate::EchoesQuestion);
     }
-    // A yes/no question may be answered without a figure ("No, we don't
-    // charge for returns"); only a question asking for one needs it.
     let yes_no = rules.is_yes_no_question(context.question);
+    // "No, you cannot pay import duty when the parcel reaches Malaysia." for
+    // "Will I have to pay import duty when the parcel reaches Malaysia?":
+    // a yes or a no and the question's own words says nothing the passage
+    // vouches for, and a small model's yes or no is a coin toss (the same
+    // question got "Yes, SF Express is free." and "No, SF Express is not
+    // always free." from two CPUs' rounding). A hedge ("not always")
+    // says that it depends without saying on what. The sentence that
+    // answers does better.
+    let hedges: HashSet<String> = rules.hedge_words.iter().flat_map(|w| words(w)).collect();
+    let new_unhedged = content
+        .iter()
+        .filter(|t| !asked.contains(t.as_str()) && !hedges.contains(t.as_str()))
+        .count();
+    if yes_no && opens_yes_no && new_unhedged * 5 <= content.len() && answer_kinds.is_empty() {
+        return Some(Degenerate::BareYesNo);
+    }
+    // Otherwise a yes/no question may be answered without a figure ("No,
+    // we don't charge for returns"); only a question asking for one needs it.
     if let Some(best) = context.best_unit.filter(|_| !yes_no) {
         let question = normalize(context.question);
         let best_kinds = fact_kinds(best);
@@ -166,29 +182,52 @@ pub fn is_looping(text: &str) -> bool {
     } else {
         normalize(text).split_whitespace().map(str::to_owned).collect()
     };
-    let n = if han * 2 > text.chars().count() { 8 } else { 5 };
-    let mut counts: HashMap<&[String], usize> = HashMap::new();
-    for window in tokens.windows(n) {
-        let count = counts.entry(window).or_default();
-        *count += 1;
-        if *count >= 3 {
-            return true;
+    let chinese = han * 2 > text.chars().count();
+    // A short run said three times, or a long one said twice: a sentence
+    // that ends by restating the one before it word for word ("…, and you
+    // can get a refund if you need a company name on the invoice. You can
+    // also get a refund if you need a company name on the invoice.") is the
+    // model going round, though no sentence is written twice whole.
+    let (short, long) = if chinese { (8, 16) } else { (5, 10) };
+    for (n, times) in [(short, 3), (long, 2)] {
+        let mut counts: HashMap<&[String], usize> = HashMap::new();
+        for window in tokens.windows(n) {
+            let count = counts.entry(window).or_default();
+            *count += 1;
+            if *count >= times {
+                return true;
+            }
         }
     }
     false
 }
 
-fn strip_citations(text: &str) -> String {
-    crate::check::CITATION.replace_all(text, "").into_owned()
+/// Where the text starts copying the prompt's list of passages: a line
+/// that opens with a passage marker (`[4] ...`, `- [2] ...`) after the
+/// answer has begun. An answer cites inside its sentences; a line that
+/// starts with a marker is the model writing out the next passage of the
+/// list it was given, never part of the answer. Returns the byte offset
+/// where that line starts, so that the text before it stands as the answer.
+pub fn passage_copy_start(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if text[..start].trim().is_empty() {
+            continue;
+        }
+        let opening = line.trim_start().trim_start_matches(['-', '*', '•']).trim_start();
+        let Some(rest) = opening.strip_prefix('[') else { continue };
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && rest[digits..].starts_with(']') {
+            return Some(start);
+        }
+    }
+    None
 }
 
-fn opens_with_yes_or_no(text: &str, rules: &AnswerRules) -> bool {
-    let text = normalize(text);
-    let text = text.trim_start();
-    rules.yes_words.iter().chain(&rules.no_words).any(|w| {
-        text.starts_with(w.as_str())
-            && text[w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() || is_cjk(c))
-    })
+fn strip_citations(text: &str) -> String {
+    crate::check::CITATION.replace_all(text, "").into_owned()
 }
 
 fn is_yes_no_word(term: &str, rules: &AnswerRules) -> bool {
@@ -236,7 +275,7 @@ mod tests {
         let ctx = context("How long does delivery to Germany take?", Language::En, &passages);
         assert_eq!(degenerate("Delivery to Germany takes 3-5 business days [1].", &ctx), None);
         let ctx = context("Do you ship to Germany?", Language::En, &passages);
-        assert_eq!(degenerate("Yes, we ship to Germany [1].", &ctx), None);
+        assert_eq!(degenerate("Yes, it takes 3-5 business days to Germany [1].", &ctx), None);
         let zh = ["礼品卡自购买之日起 24 个月内有效。"];
         let ctx = context("礼品卡会过期吗？", Language::Zh, &zh);
         assert_eq!(degenerate("礼品卡自购买之日起 24 个月内有效 [1]。", &ctx), None);
@@ -264,6 +303,7 @@ mod tests {
         );
         let ctx = context("Do you ship to Germany?", Language::En, &passages);
         assert_eq!(degenerate("Yes.", &ctx), Some(Degenerate::BareYesNo));
+        assert_eq!(degenerate("Yes, we ship to Germany [1].", &ctx), Some(Degenerate::BareYesNo));
         assert!(degenerate("The answer to the question is yes.", &ctx).is_some());
         let zh = ["退款会在 14 天内退回原支付方式。"];
         let ctx = context("寄到德国要几天？", Language::Zh, &zh);
@@ -320,6 +360,62 @@ mod tests {
         assert!(is_looping("We ship fast. We ship to many places. We ship fast."));
         assert!(!is_looping("Standard delivery takes 3-5 days. Express takes 1-2 days."));
         assert!(is_looping("我们很乐意帮助您我们很乐意帮助您我们很乐意帮助您"));
+    }
+
+    #[test]
+    fn a_yes_or_no_that_adds_nothing_to_the_question_is_bare() {
+        let duty = ["Duties and taxes for Malaysia are paid at checkout; there is nothing more to pay on delivery."];
+        let ctx = context(
+            "Will I have to pay import duty when the parcel reaches Malaysia?",
+            Language::En,
+            &duty,
+        );
+        assert_eq!(
+            degenerate("No, you cannot pay import duty when the parcel reaches Malaysia.", &ctx),
+            Some(Degenerate::BareYesNo)
+        );
+        assert_eq!(degenerate("No, duties are paid at checkout [1].", &ctx), None);
+        let sf = ["SF Express is free on mainland orders of ¥1,999 or more."];
+        let ctx = context("Is SF Express ever free?", Language::En, &sf);
+        assert_eq!(
+            degenerate("No, SF Express is not always free.", &ctx),
+            Some(Degenerate::BareYesNo)
+        );
+        assert_eq!(degenerate("Yes, on orders of ¥1,999 or more [1].", &ctx), None);
+        let returns = ["Returns are free from every country we ship to."];
+        let ctx = context("Do you charge for returns?", Language::En, &returns);
+        assert_eq!(degenerate("No, returns are free from every country [1].", &ctx), None);
+    }
+
+    #[test]
+    fn a_long_run_said_twice_is_a_loop() {
+        assert!(is_looping(
+            "You can download the invoice, and you can get a refund if you need a company \
+             name or VAT number on the invoice. You can also get a refund if you need a \
+             company name or VAT number on the invoice."
+        ));
+        // Two sentences about two cases share short runs, not long ones.
+        assert!(!is_looping(
+            "Standard delivery to the UK takes 2-3 business days [1]. Standard delivery to \
+             Ireland takes 3-5 business days [1]."
+        ));
+        assert!(is_looping("退货运费由我们承担，退款会在七天内退回原支付方式。另外退货运费由我们承担，退款会在七天内退回原支付方式。"));
+        assert!(!is_looping("寄到香港需要 2-4 个工作日，寄到新加坡需要 3-6 个工作日。"));
+    }
+
+    #[test]
+    fn a_line_opening_with_a_passage_marker_after_the_answer_is_a_copy_of_the_list() {
+        let text = "Yes, exchanges are free of charge [1].\n\n[4] - You can exchange an item";
+        let start = passage_copy_start(text).unwrap();
+        assert_eq!(text[..start].trim(), "Yes, exchanges are free of charge [1].");
+        assert!(passage_copy_start("Free [2].\n- [3] Returns are").is_some());
+        assert!(passage_copy_start("可以免费换货 [1]。\n[2] 退货").is_some());
+        // Citations inside sentences, a marker opening the answer itself and
+        // a numbered list are answers, not copies.
+        assert_eq!(passage_copy_start("[1] says delivery takes 3 days."), None);
+        assert_eq!(passage_copy_start("Delivery takes 3 days [1].\nReturns: 30 days [2]."), None);
+        assert_eq!(passage_copy_start("Steps:\n1. Log in\n2. Open orders"), None);
+        assert_eq!(passage_copy_start("\n\n[2] Returns are free."), None);
     }
 
     #[test]

@@ -82,8 +82,13 @@ pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
         passages: input.passages,
         best_unit: extract.as_ref().map(|e| e.text.as_str()),
     };
-    let unfit = degenerate(answer, &context)
-        .or_else(|| flipped(answer, input))
+    // A bare yes or no that also says the opposite of its passage is told
+    // as the contradiction: the graver fault, and the one staff can act on.
+    let unfit = match degenerate(answer, &context) {
+        bare @ Some(Degenerate::BareYesNo) => flipped(answer, input).or(bare),
+        other => other.or_else(|| flipped(answer, input)),
+    };
+    let unfit = unfit
         .or_else(|| {
             crate::check::misaligned(answer, input.question, input.passages, input.aliases)
                 .then_some(Degenerate::WrongRow)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use shopchat_core::check::{AllowedFacts, CheckOutcome};
-use shopchat_core::degenerate::{is_looping, Degenerate};
+use shopchat_core::degenerate::{is_looping, passage_copy_start, Degenerate};
 use shopchat_core::extract::{extract_titled_answer, quote_passage, Aliases, Extract};
 use shopchat_core::prompt::{cited_passages, PromptTemplate};
 use shopchat_core::protocol::{AnswerOutcome, Source};
@@ -44,8 +44,11 @@ pub struct AnswerStream {
     sources: Vec<Source>,
     text: String,
     done: bool,
-    /// Stopped by us because the text fell into a loop, not by the shopper.
-    looped: bool,
+    /// Stopped by us because the text went wrong (a loop, a copy of the
+    /// prompt's passage list), not by the shopper. What the worker writes
+    /// after that is dropped, so the text judged does not depend on how
+    /// soon the worker saw the stop.
+    cut: bool,
 }
 
 /// What the stream has next.
@@ -76,7 +79,7 @@ pub struct Finished {
 impl AnswerStream {
     pub(crate) fn new(setup: StreamSetup) -> Self {
         let sources = setup.passages.iter().map(passage_source).collect();
-        Self { setup, sources, text: String::new(), done: false, looped: false }
+        Self { setup, sources, text: String::new(), done: false, cut: false }
     }
 
     /// The passages in the prompt, numbered from 1 as the answer cites them.
@@ -116,34 +119,51 @@ impl AnswerStream {
         if self.done {
             return None;
         }
-        let event = self.setup.generation.events.recv().await;
-        let finished = match event {
-            Some(GenerationEvent::Started { prompt_tokens, reused_tokens, .. }) => {
-                return Some(StreamEvent::Started { prompt_tokens, reused_tokens });
-            }
-            Some(GenerationEvent::Text(delta)) => {
-                self.text.push_str(&delta);
-                // A loop never recovers: stop it now rather than stream it to
-                // the token limit; the end replaces it.
-                if !self.looped && is_looping(&self.text) {
-                    self.looped = true;
-                    self.setup.generation.stop();
+        let finished = loop {
+            let event = self.setup.generation.events.recv().await;
+            match event {
+                Some(GenerationEvent::Started { prompt_tokens, reused_tokens, .. }) => {
+                    return Some(StreamEvent::Started { prompt_tokens, reused_tokens });
                 }
-                return Some(StreamEvent::Delta(delta));
+                Some(GenerationEvent::Text(_)) if self.cut => continue,
+                Some(GenerationEvent::Text(delta)) => return Some(self.take_delta(delta)),
+                Some(GenerationEvent::Finished(stats)) => {
+                    let stopped = stats.finish_reason == FinishReason::Cancelled && !self.cut;
+                    break self.finish(Some(stats), stopped);
+                }
+                Some(GenerationEvent::Failed { message, .. }) => {
+                    tracing::error!(%message, "generation failed");
+                    break self.failed();
+                }
+                // The worker went away without a word: as good as failed.
+                None => break self.failed(),
             }
-            Some(GenerationEvent::Finished(stats)) => {
-                let stopped = stats.finish_reason == FinishReason::Cancelled && !self.looped;
-                self.finish(Some(stats), stopped)
-            }
-            Some(GenerationEvent::Failed { message, .. }) => {
-                tracing::error!(%message, "generation failed");
-                self.failed()
-            }
-            // The worker went away without a word: as good as failed.
-            None => self.failed(),
         };
         self.done = true;
         Some(StreamEvent::Done(Box::new(finished)))
+    }
+
+    /// Adds a piece of generated text, and stops the generation where the
+    /// text goes wrong.
+    fn take_delta(&mut self, delta: String) -> StreamEvent {
+        let before = self.text.len();
+        self.text.push_str(&delta);
+        // The answer is over once the model starts writing out the next
+        // passage of its prompt: what came before it stands.
+        if let Some(start) = passage_copy_start(&self.text) {
+            self.text.truncate(start);
+            self.cut = true;
+            self.setup.generation.stop();
+            let kept = delta[..start.saturating_sub(before).min(delta.len())].to_owned();
+            return StreamEvent::Delta(kept);
+        }
+        // A loop never recovers: stop it now rather than stream it to the
+        // token limit; the end replaces it.
+        if is_looping(&self.text) {
+            self.cut = true;
+            self.setup.generation.stop();
+        }
+        StreamEvent::Delta(delta)
     }
 
     fn failed(&self) -> Finished {
