@@ -42,9 +42,9 @@ pub struct PipelineArgs {
     #[arg(long, env = "SHOPCHAT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// Memory for retrieved passages' attention caches reused across
-    /// answers, in MiB (256 is a good start); 0, the default, computes
-    /// every passage for every answer.
-    #[arg(long, default_value_t = 0)]
+    /// answers, in MiB, as the server's `[models] passage_cache_mb`; 0
+    /// computes every passage for every answer.
+    #[arg(long, default_value_t = shopchat_inference::DEFAULT_PASSAGE_CACHE_MB)]
     pub passage_cache_mb: usize,
     /// When a kept passage stands in for computing it: `exact` (after the
     /// same tokens only; answers unchanged) or `moved` (in any order; more

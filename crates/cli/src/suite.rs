@@ -118,8 +118,9 @@ pub struct RunArgs {
     #[arg(long, env = "SHOPCHAT_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
     /// Memory for retrieved passages' attention caches reused across
-    /// answers, in MiB; 0 computes every passage for every answer.
-    #[arg(long, default_value_t = 0)]
+    /// answers, in MiB, as the server's `[models] passage_cache_mb`; 0
+    /// computes every passage for every answer.
+    #[arg(long, default_value_t = shopchat_inference::DEFAULT_PASSAGE_CACHE_MB)]
     passage_cache_mb: usize,
     /// `exact` or `moved`: see `shopchat ask --help`.
     #[arg(long, default_value = "exact")]

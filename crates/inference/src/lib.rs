@@ -50,5 +50,5 @@ pub use registry::{FetchOptions, ModelRegistry, Progress, Quantization};
 pub use shopchat_kernels::KernelSet;
 pub use worker::{
     spawn_worker, Fault, Generation, GenerationEvent, GenerationRequest, GenerationStats,
-    PassageReuse, Prompt, Stopper, WorkerConfig, WorkerHandle,
+    PassageReuse, Prompt, Stopper, WorkerConfig, WorkerHandle, DEFAULT_PASSAGE_CACHE_MB,
 };

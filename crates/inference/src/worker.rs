@@ -51,11 +51,16 @@ pub struct WorkerConfig {
     /// Memory for caches kept between requests; least recently used go first.
     pub cache_budget_bytes: usize,
     /// Memory for retrieved passages' caches reused across answers (see
-    /// `passage_cache.rs`); 0, the default, computes every passage every
-    /// time.
+    /// `passage_cache.rs`); 0 computes every passage every time.
     pub passage_cache_bytes: usize,
     pub passage_reuse: PassageReuse,
 }
+
+/// The passage cache's default budget per model, in MiB: about 50 of the
+/// demo shop's passages with SmolLM2 (its f32 keys and values take ~5 MB
+/// for a 110-token passage), 90 with Qwen 0.5B; the popular ones of a
+/// 10k-passage shop, the rest computed when asked (`docs/performance.md`).
+pub const DEFAULT_PASSAGE_CACHE_MB: usize = 256;
 
 impl WorkerConfig {
     pub fn standard() -> Self {
@@ -64,10 +69,7 @@ impl WorkerConfig {
             max_active: 4,
             prefill_chunk: 128,
             cache_budget_bytes: 512 * 1024 * 1024,
-            // Off by default: with it on, prefill chunks end at passage
-            // boundaries, which moves the greedy answers of the 135M model
-            // (docs/performance.md); a shop turns it on in shopchat.toml.
-            passage_cache_bytes: 0,
+            passage_cache_bytes: DEFAULT_PASSAGE_CACHE_MB << 20,
             passage_reuse: PassageReuse::Exact,
         }
     }
