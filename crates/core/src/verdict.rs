@@ -61,7 +61,14 @@ pub enum Verdict {
 /// which is checked for facts only (half a sentence is no loop or echo).
 pub fn judge(answer: &str, input: &AnswerInput<'_>, finished: bool) -> Verdict {
     let rules = AnswerRules::of(input.lang);
-    let repaired = rules.without_preamble(answer.trim());
+    let mut repaired = rules.without_preamble(answer.trim());
+    if repaired.is_empty() {
+        // Only a preamble ("The answer to the question in the passage
+        // is:", then the copied passage list, cut): the model did not
+        // decline, it said nothing. Judged whole, it is the talk about
+        // "the passage" that it is, and the sentence that answers is quoted.
+        repaired = answer.trim().to_owned();
+    }
     let answer = repaired.as_str();
     // In any language: a small model often declines in English whatever
     // the shopper wrote ("抱歉, I don't know the answer to that.").
@@ -363,6 +370,14 @@ mod tests {
             judged("Do you sell hats?", "I'm not sure, sorry.", &[RETURNS]),
             Verdict::Refusal
         );
+        assert!(matches!(
+            check(judged(
+                "How long does delivery to Germany take?",
+                "The answer to the question in the passage is:",
+                &[TIMES]
+            )),
+            Some(Degenerate::MetaTalk(_))
+        ));
         assert_eq!(
             judged(
                 "My parcel arrived damaged, what should I do?",

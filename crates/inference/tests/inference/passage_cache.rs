@@ -180,8 +180,8 @@ fn exact_reuse_serves_passages_after_the_same_tokens_and_changes_no_answer() {
     let fresh = super::worker(kept(PassageReuse::Exact));
     let (cold, stats) = ask(&fresh, &[0, 1, 2], "How long does delivery take?");
     assert_eq!((cold, stats.passage_tokens_reused), (first_text, 0));
-    // Off (the default), nothing is kept.
-    let off = super::worker(WorkerConfig::standard());
+    // Off (a budget of 0), nothing is kept.
+    let off = super::worker(WorkerConfig { passage_cache_bytes: 0, ..WorkerConfig::standard() });
     for _ in 0..2 {
         assert_eq!(ask(&off, &[0, 1, 2], "Hi?").1.passage_tokens_reused, 0);
     }

@@ -46,10 +46,11 @@ async fn health_readiness_metrics_and_a_clean_shutdown() {
     let answer = shopper.ask("m-1", UK_DELIVERY).await;
     assert!(answer.timings.ttft_ms.is_some(), "a model answered: {answer:#?}");
     // The same question from another shopper: its passages come from the
-    // passage cache, which /metrics counts.
+    // passage cache, which /metrics counts, and the answer is the same.
     let (mut other, _) = Shopper::join(addr, "en").await;
     let again = other.ask("m-1", UK_DELIVERY).await;
     assert!(again.timings.ttft_ms.is_some(), "a model answered: {again:#?}");
+    assert_eq!((&again.text, again.outcome), (&answer.text, answer.outcome));
     drop(other);
 
     let metrics = http(addr, "GET", "/metrics", &[], None).await;
