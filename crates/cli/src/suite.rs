@@ -161,12 +161,37 @@ struct RunSummary {
     mean_total_ms: f64,
     /// Per suite: answers by outcome, resolution and the model's own share.
     suites: BTreeMap<String, Tally>,
+    /// Per model: its passage cache over the run (hits and misses summed
+    /// over the shops' assistants, the largest memory any of them used).
+    passage_cache: BTreeMap<String, PassageCacheUse>,
     #[serde(skip)]
     cases: Vec<(String, String, Option<String>)>,
     #[serde(skip)]
     ttfts: Vec<f64>,
     #[serde(skip)]
     totals: Vec<f64>,
+}
+
+/// How much a model's passage cache served during a run.
+#[derive(Debug, Default, Serialize)]
+struct PassageCacheUse {
+    hits: u64,
+    misses: u64,
+    /// Of the passages looked up, the share found kept.
+    hit_rate: Option<f64>,
+    max_bytes: usize,
+    budget_bytes: usize,
+}
+
+impl PassageCacheUse {
+    fn add(&mut self, stats: &shopchat_inference::passage_cache::PassageCacheStats) {
+        self.hits += stats.hits;
+        self.misses += stats.misses;
+        let looked_up = self.hits + self.misses;
+        self.hit_rate = (looked_up > 0).then(|| self.hits as f64 / looked_up as f64);
+        self.max_bytes = self.max_bytes.max(stats.bytes);
+        self.budget_bytes = stats.budget_bytes;
+    }
 }
 
 /// The suites written for one shop, run on its own assistant and index.
@@ -234,6 +259,10 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
                 let assistant = pipeline.load(models_dir)?;
                 let summary = summary.get_or_insert_with(|| RunSummary::new(&assistant));
                 run_all(&runtime, &assistant, group, args.json, summary, &mut failures)?;
+                for model in assistant.models() {
+                    let stats = model.worker.passage_cache_stats();
+                    summary.passage_cache.entry(model.name.clone()).or_default().add(&stats);
+                }
             }
             if let Some(mut summary) = summary {
                 summary.finish();
@@ -304,6 +333,19 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
                 );
             }
         }
+        for run in &runs {
+            for (model, cache) in &run.passage_cache {
+                let Some(rate) = cache.hit_rate else { continue };
+                println!(
+                    "passage cache of {model}: {} of {} passages kept ({:.0}%), {:.0} of {:.0} MiB",
+                    cache.hits,
+                    cache.hits + cache.misses,
+                    100.0 * rate,
+                    cache.max_bytes as f64 / 1048576.0,
+                    cache.budget_bytes as f64 / 1048576.0
+                );
+            }
+        }
         println!("\n{} of {total} cases passed", total - failed);
     }
     if failed > 0 {
@@ -326,6 +368,7 @@ impl RunSummary {
             mean_ttft_ms: None,
             mean_total_ms: 0.0,
             suites: BTreeMap::new(),
+            passage_cache: BTreeMap::new(),
             cases: Vec::new(),
             ttfts: Vec::new(),
             totals: Vec::new(),

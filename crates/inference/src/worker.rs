@@ -56,11 +56,14 @@ pub struct WorkerConfig {
     pub passage_reuse: PassageReuse,
 }
 
-/// The passage cache's default budget per model, in MiB: about 50 of the
-/// demo shop's passages with SmolLM2 (its f32 keys and values take ~5 MB
-/// for a 110-token passage), 90 with Qwen 0.5B; the popular ones of a
-/// 10k-passage shop, the rest computed when asked (`docs/performance.md`).
-pub const DEFAULT_PASSAGE_CACHE_MB: usize = 256;
+/// The passage cache's default budget per model, in MiB. SmolLM2's f32 keys
+/// and values take ~5 MB for a 110-token passage, so this holds about 100
+/// kept passages: every one the demo shop's English suite computes (450
+/// MiB, each passage kept after the passages before it), where 256 MiB
+/// was refilled before the suite came round again. A 10k-passage shop
+/// keeps its popular ones and computes the rest when asked
+/// (`docs/performance.md`).
+pub const DEFAULT_PASSAGE_CACHE_MB: usize = 512;
 
 impl WorkerConfig {
     pub fn standard() -> Self {
