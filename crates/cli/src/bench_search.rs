@@ -104,13 +104,19 @@ impl Generator {
     }
 }
 
-pub fn run(registry: &ModelRegistry, args: BenchSearchArgs) -> Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let corpus_path = scratch.path().join("corpus.jsonl");
+/// One generated FAQ entry.
+pub(crate) struct GeneratedEntry {
+    pub question: String,
+    pub answer: String,
+}
+
+/// `count` FAQ-shaped entries, the same on every run, and up to `queries`
+/// shopper questions about them.
+pub(crate) fn generated_corpus(count: usize, queries: usize) -> (Vec<GeneratedEntry>, Vec<String>) {
     let mut generator = Generator(0x5eed_cafe);
-    let mut corpus = std::io::BufWriter::new(std::fs::File::create(&corpus_path)?);
+    let mut entries = Vec::with_capacity(count);
     let mut questions = Vec::new();
-    for id in 0..args.passages {
+    for id in 0..count {
         let (verb, subject) = (generator.pick(VERBS), generator.pick(SUBJECTS));
         let question = format!("How do I {verb} my {subject}? (topic {id})");
         let sentences: Vec<String> = (0..2 + generator.next() % 3)
@@ -123,11 +129,22 @@ pub fn run(registry: &ModelRegistry, args: BenchSearchArgs) -> Result<()> {
                 )
             })
             .collect();
-        let line = serde_json::json!({"id": format!("p{id}"), "question": question, "answer": sentences.join(" "), "lang": "en"});
-        writeln!(corpus, "{line}")?;
-        if questions.len() < args.queries {
+        entries.push(GeneratedEntry { question, answer: sentences.join(" ") });
+        if questions.len() < queries {
             questions.push(format!("can i {verb} the {subject} {}", generator.pick(DETAILS)));
         }
+    }
+    (entries, questions)
+}
+
+pub fn run(registry: &ModelRegistry, args: BenchSearchArgs) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let corpus_path = scratch.path().join("corpus.jsonl");
+    let mut corpus = std::io::BufWriter::new(std::fs::File::create(&corpus_path)?);
+    let (entries, questions) = generated_corpus(args.passages, args.queries);
+    for (id, entry) in entries.iter().enumerate() {
+        let line = serde_json::json!({"id": format!("p{id}"), "question": entry.question, "answer": entry.answer, "lang": "en"});
+        writeln!(corpus, "{line}")?;
     }
     corpus.flush()?;
     drop(corpus);

@@ -5,6 +5,7 @@
 
 mod attack;
 mod attack_script;
+mod bench_passages;
 mod bench_search;
 mod eval;
 mod eval_check;
@@ -86,6 +87,8 @@ enum Command {
     Bench(BenchArgs),
     /// Index build time and search latency on a generated corpus.
     BenchSearch(bench_search::BenchSearchArgs),
+    /// The passage cache's memory and reuse over a generated corpus.
+    BenchPassageCache(bench_passages::BenchPassageCacheArgs),
     /// Build the search index from the knowledge base (`faq/`).
     Index(knowledge::IndexArgs),
     /// Search the knowledge base as the chat does (never returns orders).
@@ -242,6 +245,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Embed(args) => embed(&registry, args),
         Command::Bench(args) => bench_model(&registry, args),
         Command::BenchSearch(args) => bench_search::run(&registry, args),
+        Command::BenchPassageCache(args) => bench_passages::run(&registry, args),
         Command::Index(args) => knowledge::index(&registry, args),
         Command::Search(args) => knowledge::search(&registry, args),
         Command::Eval(command) => eval::run(&registry, command),

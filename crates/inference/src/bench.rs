@@ -84,7 +84,7 @@ fn rag_passages(model: &LanguageModel, target: usize) -> Result<Vec<String>> {
     }
 }
 
-fn rag_conversation(passages: &[String], question: &str) -> Vec<ChatMessage> {
+pub(crate) fn rag_conversation(passages: &[String], question: &str) -> Vec<ChatMessage> {
     let numbered: Vec<String> =
         passages.iter().enumerate().map(|(n, text)| format!("[{}] {text}", n + 1)).collect();
     vec![
@@ -96,7 +96,7 @@ fn rag_conversation(passages: &[String], question: &str) -> Vec<ChatMessage> {
 /// Milliseconds to the first token of `messages`, starting from the cached
 /// system turn and with the passages planned against `kept`; the passages
 /// computed go into `kept`.
-fn first_token_ms(
+pub(crate) fn first_token_ms(
     model: &LanguageModel,
     messages: &[ChatMessage],
     passages: &[String],

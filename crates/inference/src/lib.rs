@@ -26,6 +26,7 @@
 //! the model and no `&mut` shared across an `.await`.
 
 pub mod bench;
+pub mod bench_passages;
 pub mod e5;
 pub mod embedding;
 mod error;

@@ -124,3 +124,28 @@ fn bench_prints_one_json_object_with_every_figure() {
     }
     assert!(report["prompt_tokens"].as_u64().unwrap() >= 120);
 }
+
+/// The passage cache over a generated corpus: it fills to its budget and no
+/// further, evicts, and serves the questions that come back.
+#[test]
+fn bench_passage_cache_stays_within_its_budget_and_reuses_passages() {
+    let output = shopchat(&[
+        "bench-passage-cache",
+        "--passages",
+        "50",
+        "--answers",
+        "16",
+        "--budget-mb",
+        "64",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(report["within_budget"], true, "{report}");
+    let most = report["max_cache_mb"].as_f64().unwrap();
+    // Filled (a passage is a few MB with SmolLM2), never past the budget.
+    assert!(most > 48.0 && most <= 64.0, "{report}");
+    let (hits, misses) = (report["hits"].as_u64().unwrap(), report["misses"].as_u64().unwrap());
+    assert_eq!(hits + misses, 16 * 3, "{report}");
+    assert!(hits > 0, "a question asked again finds its passages kept: {report}");
+    assert!(report["ttft_all_kept_ms"].as_f64().is_some(), "{report}");
+}
