@@ -116,13 +116,15 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
     // always free." from two CPUs' rounding). A hedge ("not always")
     // says that it depends without saying on what. The sentence that
     // answers does better.
-    let hedges: HashSet<String> = rules.hedge_words.iter().flat_map(|w| words(w)).collect();
-    let new_unhedged = content
-        .iter()
-        .filter(|t| !asked.contains(t.as_str()) && !hedges.contains(t.as_str()))
-        .count();
-    if yes_no && opens_yes_no && new_unhedged * 5 <= content.len() && answer_kinds.is_empty() {
-        return Some(Degenerate::BareYesNo);
+    if yes_no && opens_yes_no && answer_kinds.is_empty() {
+        let hedges: HashSet<String> = rules.hedge_words.iter().flat_map(|w| words(w)).collect();
+        let new_unhedged = content
+            .iter()
+            .filter(|t| !asked.contains(t.as_str()) && !hedges.contains(t.as_str()))
+            .count();
+        if new_unhedged * 5 <= content.len() {
+            return Some(Degenerate::BareYesNo);
+        }
     }
     // Otherwise a yes/no question may be answered without a figure ("No,
     // we don't charge for returns"); only a question asking for one needs it.

@@ -6,14 +6,14 @@
 //! make about 30 % of the traffic and the long tail comes up now and then.
 //! A question retrieves the same passages in the same order each time it
 //! is asked (its own entry and the two after it). Each answer's passages
-//! are planned against one
-//! byte-bounded cache, exactly as the worker does, and after every answer
-//! the cache's bytes are compared with its budget. The prefill stops at the
-//! first token: memory and reuse are what is measured here.
+//! are planned against one byte-bounded cache, exactly as the worker does,
+//! and after every answer the cache's bytes are compared with its budget.
+//! The prefill stops at the first token: memory and reuse are what is
+//! measured here.
 
 use serde::Serialize;
 
-use crate::bench::{first_token_ms, peak_rss_mb, rag_conversation};
+use crate::bench::{first_token_ms, median, peak_rss_mb, rag_conversation};
 use crate::error::Result;
 use crate::passage_cache::{PassageCache, PassageReuse};
 use crate::LanguageModel;
@@ -75,11 +75,6 @@ impl Zipf {
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values.get(values.len() / 2).copied()
-}
-
 pub fn run(
     model: &LanguageModel,
     name: &str,
@@ -132,8 +127,8 @@ pub fn run(
         hits: stats.hits,
         misses: stats.misses,
         hit_rate: stats.hits as f64 / looked_up as f64,
-        ttft_all_kept_ms: median(all_kept),
-        ttft_some_computed_ms: median(some_computed),
+        ttft_all_kept_ms: (!all_kept.is_empty()).then(|| median(all_kept)),
+        ttft_some_computed_ms: (!some_computed.is_empty()).then(|| median(some_computed)),
         peak_rss_mb: peak_rss_mb(),
     })
 }
