@@ -49,6 +49,9 @@ pub enum Degenerate {
     /// Says it does not know, although a sentence of its passages holds
     /// most of the question.
     Declined,
+    /// Shares no word with its passages ("I'm sorry for the confusion.
+    /// I'll make sure to provide the most accurate information.").
+    Ungrounded,
 }
 
 impl Degenerate {
@@ -67,6 +70,7 @@ impl Degenerate {
                 "the answer comes from another passage than the one that answers".into()
             }
             Degenerate::Declined => "the model said it does not know; a passage answers".into(),
+            Degenerate::Ungrounded => "the answer says nothing its passages hold".into(),
         }
     }
 }
@@ -161,6 +165,13 @@ pub fn degenerate(answer: &str, context: &AnswerContext<'_>) -> Option<Degenerat
         if answer_kinds.is_empty() && !takes_from_answer {
             return Some(Degenerate::MissingFact);
         }
+    }
+    // Filler that takes no word from the passages says nothing they vouch
+    // for, whatever the question; a fact in it (a number, a name) is the
+    // fact check's to judge.
+    let held: HashSet<String> = context.passages.iter().flat_map(|p| words(p)).collect();
+    if answer_kinds.is_empty() && !content.iter().any(|t| held.contains(t.as_str())) {
+        return Some(Degenerate::Ungrounded);
     }
     None
 }
@@ -299,6 +310,15 @@ mod tests {
             degenerate("I'm just a customer service assistant.", &ctx),
             Some(Degenerate::MetaTalk(_))
         ));
+        // Asking the shopper for the question they just asked.
+        assert!(matches!(
+            degenerate("I'm ready to help. What's your question?", &ctx),
+            Some(Degenerate::MetaTalk(_))
+        ));
+        assert!(matches!(
+            degenerate("As a customer service assistant, I can only assist with orders.", &ctx),
+            Some(Degenerate::MetaTalk(_))
+        ));
         assert_eq!(
             degenerate("Delivery to Germany takes a while [1].", &ctx),
             Some(Degenerate::MissingFact)
@@ -306,6 +326,9 @@ mod tests {
         let ctx = context("Do you ship to Germany?", Language::En, &passages);
         assert_eq!(degenerate("Yes.", &ctx), Some(Degenerate::BareYesNo));
         assert_eq!(degenerate("Yes, we ship to Germany [1].", &ctx), Some(Degenerate::BareYesNo));
+        // Filler with no word from the passage, where no fact kind is asked.
+        let filler = "I'm sorry for the confusion. I'll make sure to give accurate information.";
+        assert_eq!(degenerate(filler, &ctx), Some(Degenerate::Ungrounded));
         assert!(degenerate("The answer to the question is yes.", &ctx).is_some());
         let zh = ["退款会在 14 天内退回原支付方式。"];
         let ctx = context("寄到德国要几天？", Language::Zh, &zh);
