@@ -51,6 +51,11 @@ pub struct PipelineArgs {
     /// reuse, answers change, see docs/performance.md).
     #[arg(long, default_value = "exact")]
     pub passage_reuse: PassageReuse,
+    /// With `moved`, the share of each moved passage recomputed after the
+    /// passages before it, in percent, as `[models] passage_recompute_percent`.
+    #[arg(long, default_value_t = shopchat_inference::DEFAULT_RECOMPUTE_PERCENT,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub passage_recompute_percent: u8,
 }
 
 impl PipelineArgs {
@@ -63,6 +68,7 @@ impl PipelineArgs {
         config.prompt_file = self.prompt.clone();
         config.worker.passage_cache_bytes = self.passage_cache_mb.saturating_mul(1024 * 1024);
         config.worker.passage_reuse = self.passage_reuse;
+        config.worker.passage_recompute_percent = self.passage_recompute_percent;
         if let Some(name) = crate::knowledge::chosen_embedding_model() {
             config.embedding_model = Some(name.to_owned());
         }

@@ -125,6 +125,10 @@ pub struct RunArgs {
     /// `exact` or `moved`: see `shopchat ask --help`.
     #[arg(long, default_value = "exact")]
     passage_reuse: shopchat_inference::PassageReuse,
+    /// With `moved`, the share of each moved passage recomputed, in percent.
+    #[arg(long, default_value_t = shopchat_inference::DEFAULT_RECOMPUTE_PERCENT,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    passage_recompute_percent: u8,
     /// Only the cases whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -255,6 +259,7 @@ pub fn run(models_dir: &Path, args: RunArgs) -> Result<()> {
                     data_dir: data_dir.clone(),
                     passage_cache_mb: args.passage_cache_mb,
                     passage_reuse: args.passage_reuse,
+                    passage_recompute_percent: args.passage_recompute_percent,
                 };
                 let assistant = pipeline.load(models_dir)?;
                 let summary = summary.get_or_insert_with(|| RunSummary::new(&assistant));

@@ -23,6 +23,9 @@ pub struct BenchConfig {
     /// Tokens generated to measure decoding.
     pub decode_tokens: usize,
     pub runs: usize,
+    /// Share of each moved passage recomputed in the last TTFT case, in
+    /// percent ([`PlanSettings::recompute_percent`]).
+    pub recompute_percent: u8,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +48,10 @@ pub struct BenchReport {
     /// ([`PassageReuse::Moved`]): the question and the few tokens between
     /// passages are computed.
     pub ttft_passages_moved_ms: f64,
+    /// The same with `recompute_percent` % of each moved passage recomputed
+    /// after the passages before it.
+    pub ttft_passages_moved_recomputed_ms: f64,
+    pub recompute_percent: u8,
     pub peak_rss_mb: f64,
     pub threads: usize,
     /// The kernel set chosen (`avx2`, `scalar`) and how many matrices it runs.
@@ -101,12 +108,13 @@ pub(crate) fn first_token_ms(
     messages: &[ChatMessage],
     passages: &[String],
     system: &KvCache,
-    (reuse, kept): (PassageReuse, &mut PassageCache),
+    (reuse, recompute_percent, kept): (PassageReuse, u8, &mut PassageCache),
 ) -> Result<f64> {
     let started = Instant::now();
     let fitted = model.fit_chat(messages, 1)?;
     let mut sequence = Sequence::new(fitted.tokens, system.fork()?, SamplingConfig::greedy(1))?;
-    let settings = PlanSettings { system_prefix_len: fitted.system_prefix_len, reuse };
+    let settings =
+        PlanSettings { system_prefix_len: fitted.system_prefix_len, reuse, recompute_percent };
     let planned = plan(&model.tokenizer, &sequence, settings, passages, kept)?;
     sequence.plan_passages(planned);
     let config = StepConfig { prefill_chunk: 128, ignore_stop_tokens: true };
@@ -137,7 +145,7 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
     let sampling = SamplingConfig::greedy(config.decode_tokens);
 
     let (mut cold, mut warm, mut prefill, mut decode) = (vec![], vec![], vec![], vec![]);
-    let (mut exact, mut moved) = (vec![], vec![]);
+    let (mut exact, mut moved, mut recomputed) = (vec![], vec![], vec![]);
     // One untimed run first: page in the weights, allocate buffers.
     for run in 0..=config.runs {
         // Cold: the whole prompt, then decode.
@@ -166,23 +174,17 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
         // (exact reuse), or reversed (moved reuse).
         prefix.truncate(fitted.system_prefix_len);
         let mut kept = PassageCache::new(usize::MAX);
-        first_token_ms(model, &messages, &passages, &prefix, (PassageReuse::Exact, &mut kept))?;
-        let exact_ms = first_token_ms(
-            model,
-            &same_passages,
-            &passages,
-            &prefix,
-            (PassageReuse::Exact, &mut kept),
-        )?;
+        let exact_reuse = (PassageReuse::Exact, 0, &mut kept);
+        first_token_ms(model, &messages, &passages, &prefix, exact_reuse)?;
+        let exact_reuse = (PassageReuse::Exact, 0, &mut kept);
+        let exact_ms = first_token_ms(model, &same_passages, &passages, &prefix, exact_reuse)?;
         let mut kept = PassageCache::new(usize::MAX);
-        first_token_ms(model, &messages, &passages, &prefix, (PassageReuse::Moved, &mut kept))?;
-        let moved_ms = first_token_ms(
-            model,
-            &moved_passages,
-            &passages,
-            &prefix,
-            (PassageReuse::Moved, &mut kept),
-        )?;
+        first_token_ms(model, &messages, &passages, &prefix, (PassageReuse::Moved, 0, &mut kept))?;
+        let moved_reuse = (PassageReuse::Moved, 0, &mut kept);
+        let moved_ms = first_token_ms(model, &moved_passages, &passages, &prefix, moved_reuse)?;
+        let blended_reuse = (PassageReuse::Moved, config.recompute_percent, &mut kept);
+        let recomputed_ms =
+            first_token_ms(model, &moved_passages, &passages, &prefix, blended_reuse)?;
 
         if run > 0 {
             cold.push(first * 1000.0);
@@ -191,6 +193,7 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
             warm.push(warm_s * 1000.0);
             exact.push(exact_ms);
             moved.push(moved_ms);
+            recomputed.push(recomputed_ms);
         }
     }
     Ok(BenchReport {
@@ -204,6 +207,8 @@ pub fn run(model: &LanguageModel, name: &str, config: &BenchConfig) -> Result<Be
         ttft_warm_ms: median(warm),
         ttft_passages_exact_ms: median(exact),
         ttft_passages_moved_ms: median(moved),
+        ttft_passages_moved_recomputed_ms: median(recomputed),
+        recompute_percent: config.recompute_percent,
         peak_rss_mb: peak_rss_mb(),
         threads: candle_core::utils::get_num_threads(),
         kernels: model.transformer().kernels().to_string(),

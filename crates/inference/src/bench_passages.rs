@@ -103,7 +103,7 @@ pub fn run(
             &messages,
             &passages,
             &system,
-            (PassageReuse::Exact, &mut cache),
+            (PassageReuse::Exact, 0, &mut cache),
         )?;
         let stats = cache.stats();
         max_bytes = max_bytes.max(stats.bytes);

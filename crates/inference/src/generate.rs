@@ -135,12 +135,14 @@ pub struct Sequence {
 /// (`kept`), or computed after the first `context_len` prompt positions and
 /// then kept. With `context_len == at` it is computed in place, after
 /// everything before it; with less, after that shorter context alone, and
-/// moved to `at`.
+/// moved to `at`, where `recompute_percent` % of its positions are then
+/// recomputed after everything before them (`model/blend.rs`).
 pub struct PlannedPassage {
     pub at: usize,
     pub context_len: usize,
     pub key: PassageKey,
     pub kept: Option<std::sync::Arc<PassageKv>>,
+    pub recompute_percent: u8,
 }
 
 impl Sequence {
@@ -216,6 +218,7 @@ impl Sequence {
         }
         let passage = self.passages.pop_front().expect("the front passage");
         let rope = model.transformer.rope_shift();
+        let tokens = passage.key.tokens().to_vec();
         match passage.kept {
             Some(kept) => {
                 self.cache.append_moved(&kept, rope);
@@ -224,11 +227,17 @@ impl Sequence {
             None => {
                 let context = passage.context_len;
                 let mut alone = self.cache.prefix(context);
-                model.transformer.forward(passage.key.tokens(), &mut alone)?;
-                let computed = alone.cut(context, passage.key.tokens().len());
+                model.transformer.forward(&tokens, &mut alone)?;
+                let computed = alone.cut(context, tokens.len());
                 self.cache.append_moved(&computed, rope);
                 self.computed_passages.push((passage.key, computed));
             }
+        }
+        if passage.context_len < passage.at {
+            // What is kept stays as computed alone; only this prompt's copy
+            // learns what came before it.
+            let percent = passage.recompute_percent;
+            model.transformer.recompute_moved(&tokens, passage.at, &mut self.cache, percent)?;
         }
         Ok(true)
     }

@@ -107,6 +107,60 @@ impl KvCache {
         }
     }
 
+    /// Writes `k` and `v` (`[kv head][row][head dim]`, flattened) over the
+    /// positions `at` of `layer`, row `i` at `at[i]`; all already held.
+    pub(crate) fn write_at(&mut self, layer: usize, k: &[f32], v: &[f32], at: &[usize]) {
+        let (cap, d, rows) = (self.capacity, self.head_dim, at.len());
+        let layer = &mut self.layers[layer];
+        for head in 0..self.n_kv_head {
+            for (row, &position) in at.iter().enumerate() {
+                assert!(position < self.len, "a rewrite past the end of the cache");
+                let source = (head * rows + row) * d..(head * rows + row + 1) * d;
+                let target = (head * cap + position) * d..(head * cap + position + 1) * d;
+                layer.keys[target.clone()].copy_from_slice(&k[source.clone()]);
+                layer.values[target].copy_from_slice(&v[source]);
+            }
+        }
+    }
+
+    /// A copy of the keys and values of positions `span` of `layer`, to
+    /// measure later how much they changed ([`KvCache::changes_since`]).
+    pub(crate) fn layer_span(&self, layer: usize, span: std::ops::Range<usize>) -> LayerCache {
+        let (cap, d) = (self.capacity, self.head_dim);
+        let copy = |buffer: &[f32]| -> Vec<f32> {
+            (0..self.n_kv_head)
+                .flat_map(|h| buffer[(h * cap + span.start) * d..(h * cap + span.end) * d].to_vec())
+                .collect()
+        };
+        let layer = &self.layers[layer];
+        LayerCache { keys: copy(&layer.keys), values: copy(&layer.values) }
+    }
+
+    /// How much each position of `span` of `layer` moved since `before`
+    /// was taken of it: the squared distance of its keys and values, summed
+    /// over heads.
+    pub(crate) fn changes_since(
+        &self,
+        before: &LayerCache,
+        layer: usize,
+        span: std::ops::Range<usize>,
+    ) -> Vec<f32> {
+        let (cap, d, n) = (self.capacity, self.head_dim, span.len());
+        let now = &self.layers[layer];
+        let mut changes = vec![0f32; n];
+        for head in 0..self.n_kv_head {
+            for (row, change) in changes.iter_mut().enumerate() {
+                let here = (head * cap + span.start + row) * d..;
+                let there = (head * n + row) * d..;
+                for (a, b) in [(&now.keys, &before.keys), (&now.values, &before.values)] {
+                    let pairs = a[here.clone()][..d].iter().zip(&b[there.clone()][..d]);
+                    *change += pairs.map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
+                }
+            }
+        }
+        changes
+    }
+
     /// Keys and values of positions `0..len` of `layer` as tensors of shape
     /// `(1, kv heads, len, head dim)`.
     pub(crate) fn tensors(

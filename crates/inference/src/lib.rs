@@ -52,4 +52,5 @@ pub use shopchat_kernels::KernelSet;
 pub use worker::{
     spawn_worker, Fault, Generation, GenerationEvent, GenerationRequest, GenerationStats,
     PassageReuse, Prompt, Stopper, WorkerConfig, WorkerHandle, DEFAULT_PASSAGE_CACHE_MB,
+    DEFAULT_RECOMPUTE_PERCENT,
 };

@@ -25,6 +25,8 @@ use crate::kv_cache::RopeShift;
 use crate::language_model::LoadConfig;
 use crate::linear::{Kernels, Linear};
 
+mod blend;
+
 /// Which kernels a loaded model runs (see [`Transformer::kernels`]).
 #[derive(Debug, Clone, Copy)]
 pub struct KernelReport {
@@ -44,6 +46,20 @@ impl std::fmt::Display for KernelReport {
         }
         write!(f, ")")
     }
+}
+
+/// Where the rows of one forward pass sit and what they may see.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    /// `mask[i][j]` is 1 where row `i` must not see cache position `j`; none
+    /// for a single row appended at the end (it sees everything).
+    mask: Option<&'a Tensor>,
+    /// The rotary tables at the rows' positions.
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    /// `None`: the rows are appended after the cache's end. `Some`: they
+    /// overwrite these positions, already in the cache (see `blend.rs`).
+    at: Option<&'a [usize]>,
 }
 
 /// Shape and numerics of a model, read from GGUF metadata.
@@ -320,16 +336,9 @@ impl Transformer {
         let sin = self.sin.narrow(0, start, seq_len)?;
 
         let mut x = self.embeddings.forward(&input)?;
-        for (index, layer) in self.layers.iter().enumerate() {
-            let residual = &x;
-            let h = layer.attention_norm.forward(&x)?;
-            let h = self.attention(layer, index, &h, mask.as_ref(), &cos, &sin, cache)?;
-            let x_attn = (h + residual)?;
-            let h = layer.ffn_norm.forward(&x_attn)?;
-            let [gate, up] = self.kernels.forward(&h, [&layer.ffn.gate, &layer.ffn.up])?;
-            let [h] =
-                self.kernels.forward(&(candle_nn::ops::silu(&gate)? * up)?, [&layer.ffn.down])?;
-            x = (h + x_attn)?;
+        let rows = Rows { mask: mask.as_ref(), cos: &cos, sin: &sin, at: None };
+        for index in 0..self.layers.len() {
+            x = self.layer(index, &x, &rows, cache)?;
         }
         cache.len = start + seq_len;
         // Only the last position's logits are needed to pick the next token.
@@ -339,17 +348,28 @@ impl Transformer {
         Ok(logits.squeeze(0)?)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One transformer layer over `x`, its keys and values written to `cache`
+    /// where `rows` says.
+    fn layer(&self, index: usize, x: &Tensor, rows: &Rows, cache: &mut KvCache) -> Result<Tensor> {
+        let layer = &self.layers[index];
+        let h = layer.attention_norm.forward(x)?;
+        let h = self.attention(layer, index, &h, rows, cache)?;
+        let x_attn = (h + x)?;
+        let h = layer.ffn_norm.forward(&x_attn)?;
+        let [gate, up] = self.kernels.forward(&h, [&layer.ffn.gate, &layer.ffn.up])?;
+        let [h] = self.kernels.forward(&(candle_nn::ops::silu(&gate)? * up)?, [&layer.ffn.down])?;
+        Ok((h + x_attn)?)
+    }
+
     fn attention(
         &self,
         layer: &Layer,
         index: usize,
         x: &Tensor,
-        mask: Option<&Tensor>,
-        cos: &Tensor,
-        sin: &Tensor,
+        rows: &Rows,
         cache: &mut KvCache,
     ) -> Result<Tensor> {
+        let Rows { mask, cos, sin, at } = *rows;
         let c = &self.config;
         let (b, seq_len, n_embd) = x.dims3()?;
         let a = &layer.attention;
@@ -372,11 +392,19 @@ impl Transformer {
         };
         let k_new = k.flatten_all()?.to_vec1::<f32>()?;
         let v_new = v.flatten_all()?.to_vec1::<f32>()?;
-        cache.write(index, &k_new, &v_new, seq_len);
-        let kv_len = cache.len + seq_len;
+        let kv_len = match at {
+            None => {
+                cache.write(index, &k_new, &v_new, seq_len);
+                cache.len + seq_len
+            }
+            Some(positions) => {
+                cache.write_at(index, &k_new, &v_new, positions);
+                cache.len
+            }
+        };
         let group = c.n_head / c.n_kv_head;
 
-        let y = if seq_len == 1 {
+        let y = if seq_len == 1 && mask.is_none() {
             let q = q.flatten_all()?.to_vec1::<f32>()?;
             let out = decode_attention(&q, cache, index, kv_len, group);
             Tensor::from_vec(out, (b, 1, n_embd), &self.device)?

@@ -16,7 +16,9 @@
 //!   words). A passage is computed after that alone and moved to wherever it
 //!   sits (`kv_cache.rs` rotates its keys), so it is reused in any order next
 //!   to any passages, but it no longer attends to the passages before it,
-//!   which changes answers (`docs/performance.md` measures how much).
+//!   which changes answers. A share of its positions, those the passages
+//!   before it change most, is then recomputed in place (`model/blend.rs`);
+//!   `docs/performance.md` measures what each share costs and wins back.
 //!
 //! In both, a passage is computed the same way whether or not it is kept,
 //! so an answer never depends on which answers came before it. Nothing
@@ -194,6 +196,9 @@ pub struct PlanSettings {
     /// Length of the prompt's system turn; passages are looked for after it.
     pub system_prefix_len: usize,
     pub reuse: PassageReuse,
+    /// With [`PassageReuse::Moved`], the share of each moved passage's
+    /// positions recomputed after the passages before it, in percent.
+    pub recompute_percent: u8,
 }
 
 /// Finds `texts` in the sequence's prompt after what its cache already
@@ -246,7 +251,8 @@ pub fn plan(
             span_start = end;
             let key = PassageKey::new(&prompt[..context_len], &prompt[start..end]);
             let kept = cache.get(&key);
-            PlannedPassage { at: start, context_len, key, kept }
+            let recompute_percent = if moved { settings.recompute_percent } else { 0 };
+            PlannedPassage { at: start, context_len, key, kept, recompute_percent }
         })
         .collect())
 }

@@ -54,6 +54,10 @@ pub struct WorkerConfig {
     /// `passage_cache.rs`); 0 computes every passage every time.
     pub passage_cache_bytes: usize,
     pub passage_reuse: PassageReuse,
+    /// With [`PassageReuse::Moved`], the share of each moved passage's
+    /// positions recomputed after the passages before it, in percent (0 to
+    /// 100; `model/blend.rs`).
+    pub passage_recompute_percent: u8,
 }
 
 /// The passage cache's default budget per model, in MiB. SmolLM2's f32 keys
@@ -65,6 +69,10 @@ pub struct WorkerConfig {
 /// (`docs/performance.md`).
 pub const DEFAULT_PASSAGE_CACHE_MB: usize = 512;
 
+/// The share of each moved passage recomputed by default, in percent:
+/// measured on the eval suites in `docs/performance.md`.
+pub const DEFAULT_RECOMPUTE_PERCENT: u8 = 15;
+
 impl WorkerConfig {
     pub fn standard() -> Self {
         Self {
@@ -74,6 +82,7 @@ impl WorkerConfig {
             cache_budget_bytes: 512 * 1024 * 1024,
             passage_cache_bytes: DEFAULT_PASSAGE_CACHE_MB << 20,
             passage_reuse: PassageReuse::Exact,
+            passage_recompute_percent: DEFAULT_RECOMPUTE_PERCENT,
         }
     }
 }

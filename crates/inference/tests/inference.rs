@@ -385,6 +385,39 @@ fn a_follow_up_reuses_the_conversation_cache() {
 }
 
 #[test]
+fn an_evicted_conversation_is_recomputed_never_lost() {
+    // Shopper A asks, shopper B asks, then A follows up. Returns A's first
+    // prompt length, the positions A's follow-up found cached, and its text.
+    let follow_up = |worker: &WorkerHandle| {
+        let system = ChatMessage::system("You are a helpful shop assistant.");
+        let first_turn = vec![system.clone(), ChatMessage::user("Do you sell socks?")];
+        let mut first = request(Prompt::Chat(first_turn.clone()), 20);
+        first.conversation = Some("a".into());
+        let first = run(worker, first);
+        let mut other = request(chat(Some("You are a helpful shop assistant."), "Hi!"), 20);
+        other.conversation = Some("b".into());
+        run(worker, other);
+        let mut second_turn = first_turn;
+        second_turn.push(ChatMessage::assistant(first.text.trim()));
+        second_turn.push(ChatMessage::user("And hats?"));
+        let mut second = request(Prompt::Chat(second_turn), 20);
+        second.conversation = Some("a".into());
+        let second = run(worker, second);
+        assert!(second.stats.is_some(), "the follow-up was answered");
+        (first.started.unwrap().0, second.started.unwrap().1, second.text)
+    };
+    let (first_prompt, reused, _) = follow_up(&worker(WorkerConfig::standard()));
+    assert!(reused >= first_prompt, "kept: reused {reused} of {first_prompt}");
+    // A budget that holds one short conversation at most: B's cache pushes
+    // A's out, and A's follow-up is computed again (all but the shared
+    // system turn) instead of failing.
+    let small = worker(WorkerConfig { cache_budget_bytes: 4 << 20, ..WorkerConfig::standard() });
+    let (first_prompt, reused, text) = follow_up(&small);
+    assert!(reused < first_prompt, "evicted: reused {reused} of {first_prompt}");
+    assert!(!text.trim().is_empty());
+}
+
+#[test]
 fn conversations_share_the_computed_system_prompt() {
     let worker = worker(WorkerConfig::standard());
     let system = "You are the assistant of a clothing shop. Be brief and friendly.";

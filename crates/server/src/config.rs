@@ -168,6 +168,9 @@ pub struct ModelsSection {
     /// `exact` (the default: answers as without the cache) or `moved`
     /// (passages reused in any order; faster, answers change).
     pub passage_reuse: Option<shopchat_inference::PassageReuse>,
+    /// With `moved`, the share of each moved passage recomputed after the
+    /// passages before it, in percent (0 to 100).
+    pub passage_recompute_percent: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +225,9 @@ impl ConfigFile {
             return Err(error(format!(
                 "[limits] verify_window_minutes must be at most {MAX_VERIFY_WINDOW_MINUTES} (a year)"
             )));
+        }
+        if file.models.passage_recompute_percent.is_some_and(|p| p > 100) {
+            return Err(error("[models] passage_recompute_percent must be at most 100".to_owned()));
         }
         if file.limits.outbox_frames == Some(0) {
             return Err(error("[limits] outbox_frames must be at least 1".to_owned()));
@@ -296,6 +302,9 @@ impl ConfigFile {
         }
         if let Some(reuse) = models.passage_reuse {
             config.assistant.worker.passage_reuse = reuse;
+        }
+        if let Some(percent) = models.passage_recompute_percent {
+            config.assistant.worker.passage_recompute_percent = percent;
         }
         let target = &mut config.limits;
         if let Some(chars) = limits.max_message_chars {
@@ -392,6 +401,15 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("outbox_frames"), "{error}");
         assert_eq!(applied("[limits]\noutbox_frames = 1\n").limits.outbox_frames, 1);
+    }
+
+    #[test]
+    fn a_recompute_share_past_the_whole_passage_is_refused() {
+        let text = "[models]\npassage_reuse = \"moved\"\npassage_recompute_percent = 101\n";
+        let error = ConfigFile::parse(Path::new("shopchat.toml"), text).unwrap_err();
+        assert!(error.to_string().contains("passage_recompute_percent"), "{error}");
+        let text = "[models]\npassage_reuse = \"moved\"\npassage_recompute_percent = 30\n";
+        assert_eq!(applied(text).assistant.worker.passage_recompute_percent, 30);
     }
 
     #[test]

@@ -235,7 +235,11 @@ impl Worker {
             let planned = plan(
                 &self.model.tokenizer,
                 &sequence,
-                PlanSettings { system_prefix_len: prefix_len, reuse: self.config.passage_reuse },
+                PlanSettings {
+                    system_prefix_len: prefix_len,
+                    reuse: self.config.passage_reuse,
+                    recompute_percent: self.config.passage_recompute_percent,
+                },
                 &request.passages,
                 &mut self.passage_cache,
             )?;

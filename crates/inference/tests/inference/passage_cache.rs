@@ -58,7 +58,14 @@ fn computed_alone(model: &LanguageModel, context: &[u32], passage: &[u32]) -> Pa
 /// The logits of `prompt` as [`PassageReuse::Moved`] computes them: each
 /// passage computed after the prompt's opening (everything before the first
 /// passage) alone and moved to where it sits; the rest computed in place.
-fn moved_logits(model: &LanguageModel, prompt: &[u32], system_len: usize) -> Vec<f32> {
+/// With `recompute_percent` above 0, that share of each passage that moved
+/// is then recomputed after the passages before it (CacheBlend).
+fn moved_logits(
+    model: &LanguageModel,
+    prompt: &[u32],
+    system_len: usize,
+    recompute_percent: u8,
+) -> Vec<f32> {
     let candidates = passage_tokens(model);
     let located = locate(prompt, system_len, &candidates);
     let opening = &prompt[..located[0].0];
@@ -71,6 +78,12 @@ fn moved_logits(model: &LanguageModel, prompt: &[u32], system_len: usize) -> Vec
         }
         let kept = computed_alone(model, opening, &candidates[index]);
         cache.append_moved(&kept, model.transformer().rope_shift());
+        if at > opening.len() {
+            let transformer = model.transformer();
+            transformer
+                .recompute_moved(&candidates[index], at, &mut cache, recompute_percent)
+                .unwrap();
+        }
         position = at + candidates[index].len();
     }
     logits(model, &prompt[position..], &mut cache)
@@ -130,7 +143,7 @@ fn moved_passages_stay_close_to_a_full_prefill() {
     let mut cache = model.transformer().new_cache();
     logits(&model, &prompt[..system_len], &mut cache);
     let full = logits(&model, &prompt[system_len..], &mut cache);
-    let spliced = moved_logits(&model, &prompt, system_len);
+    let spliced = moved_logits(&model, &prompt, system_len, 0);
     let divergence = kl_divergence(&full, &spliced);
     let (p_full, p_spliced) = (softmax(&full), softmax(&spliced));
     let top = argmax(&full);
@@ -141,6 +154,51 @@ fn moved_passages_stay_close_to_a_full_prefill() {
     // Measured: see docs/performance.md. The next-token distribution here
     // is flat (p ~0.15 at the top), so the top token itself may change.
     assert!(divergence < 0.3, "KL divergence {divergence}");
+}
+
+/// The logits of `prompt` computed in place, in chunks that end where its
+/// passages start and end, as the worker prefills with the cache on.
+fn in_place_logits(model: &LanguageModel, prompt: &[u32], system_len: usize) -> Vec<f32> {
+    let candidates = passage_tokens(model);
+    let mut ends = vec![system_len];
+    for (at, index) in locate(prompt, system_len, &candidates) {
+        ends.extend([at, at + candidates[index].len()]);
+    }
+    ends.push(prompt.len());
+    let mut cache = model.transformer().new_cache();
+    let mut last = vec![];
+    for end in ends {
+        if end > cache.len() {
+            last = logits(model, &prompt[cache.len()..end], &mut cache);
+        }
+    }
+    last
+}
+
+#[test]
+fn recomputing_part_of_each_moved_passage_brings_the_logits_back_to_a_full_prefill() {
+    let model = smollm2();
+    let messages = rag_messages(&[0, 1, 2], "How long does delivery to Germany take?");
+    let prompt = model.encode_chat(&messages).unwrap();
+    let system_len = system_prefix_len(&model, &messages);
+    let full = in_place_logits(&model, &prompt, system_len);
+
+    let recomputed: Vec<(u8, Vec<f32>)> = [0, 15, 50, 100]
+        .into_iter()
+        .map(|percent| (percent, moved_logits(&model, &prompt, system_len, percent)))
+        .collect();
+    let divergences: Vec<(u8, f64)> = recomputed
+        .iter()
+        .map(|(percent, spliced)| (*percent, kl_divergence(&full, spliced)))
+        .collect();
+    eprintln!("three moved passages, KL(full || spliced) by share recomputed: {divergences:?}");
+    // Every position recomputed is the prefill itself: each row's
+    // arithmetic does not depend on which other rows are computed with it.
+    let all = &recomputed[3].1;
+    assert!(full.iter().zip(all).all(|(a, b)| a.to_bits() == b.to_bits()), "{divergences:?}");
+    // A share of it closes part of the gap, more closes more.
+    let kl: Vec<f64> = divergences.iter().map(|(_, kl)| *kl).collect();
+    assert!(kl[1] < kl[0] / 2.0 && kl[2] < kl[1], "{divergences:?}");
 }
 
 fn ask(worker: &WorkerHandle, order: &[usize], question: &str) -> (String, GenerationStats) {
@@ -242,8 +300,11 @@ fn passages_are_found_though_a_tokenizer_joins_their_last_token_with_the_newline
     )
     .unwrap();
     let texts: Vec<String> = PASSAGES.iter().map(|p| p.to_string()).collect();
-    let settings =
-        PlanSettings { system_prefix_len: fitted.system_prefix_len, reuse: PassageReuse::Moved };
+    let settings = PlanSettings {
+        system_prefix_len: fitted.system_prefix_len,
+        reuse: PassageReuse::Moved,
+        recompute_percent: 0,
+    };
     let mut cache = PassageCache::new(1 << 20);
     let planned = plan(qwen.tokenizer(), &sequence, settings, &texts, &mut cache).unwrap();
     assert_eq!(planned.len(), 3, "every passage is found");
