@@ -319,6 +319,11 @@ mod tests {
             degenerate("As a customer service assistant, I can only assist with orders.", &ctx),
             Some(Degenerate::MetaTalk(_))
         ));
+        // An apology for a confusion nobody had, whatever words follow it.
+        assert!(matches!(
+            degenerate("I'm sorry for the confusion. Delivery takes a while.", &ctx),
+            Some(Degenerate::MetaTalk(_))
+        ));
         assert_eq!(
             degenerate("Delivery to Germany takes a while [1].", &ctx),
             Some(Degenerate::MissingFact)
@@ -327,7 +332,7 @@ mod tests {
         assert_eq!(degenerate("Yes.", &ctx), Some(Degenerate::BareYesNo));
         assert_eq!(degenerate("Yes, we ship to Germany [1].", &ctx), Some(Degenerate::BareYesNo));
         // Filler with no word from the passage, where no fact kind is asked.
-        let filler = "I'm sorry for the confusion. I'll make sure to give accurate information.";
+        let filler = "I'll make sure to give you accurate information.";
         assert_eq!(degenerate(filler, &ctx), Some(Degenerate::Ungrounded));
         assert!(degenerate("The answer to the question is yes.", &ctx).is_some());
         let zh = ["退款会在 14 天内退回原支付方式。"];
