@@ -446,10 +446,7 @@ impl Transformer {
         if let Some(mask) = masks.get(&(seq_len, start)) {
             return Ok(mask.clone());
         }
-        let kv_len = start + seq_len;
-        let data: Vec<u8> =
-            (0..seq_len).flat_map(|i| (0..kv_len).map(move |j| u8::from(j > start + i))).collect();
-        let mask = Tensor::from_slice(&data, (seq_len, kv_len), &self.device)?;
+        let mask = causal_mask(start..start + seq_len, start + seq_len, &self.device)?;
         // Prefill chunk shapes repeat, but offsets vary with every
         // conversation: keep the map from growing without bound.
         if masks.len() > 256 {
@@ -463,6 +460,19 @@ impl Transformer {
     pub fn logits_to_vec(logits: &Tensor) -> Result<Vec<f32>> {
         Ok(logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     }
+}
+
+/// `mask[i][j]` is 1 where the row at the `i`-th of `positions` must not
+/// see cache position `j` of `kv_len`: each row sees the positions up to its
+/// own, as in a prefill.
+fn causal_mask(
+    positions: impl ExactSizeIterator<Item = usize> + Clone,
+    kv_len: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let rows = positions.len();
+    let data: Vec<u8> = positions.flat_map(|p| (0..kv_len).map(move |j| u8::from(j > p))).collect();
+    Ok(Tensor::from_slice(&data, (rows, kv_len), device)?)
 }
 
 fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor)> {

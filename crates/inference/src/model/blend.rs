@@ -10,9 +10,9 @@
 //! moved ones. Layer 0's keys and values depend on the token and its
 //! position alone, so layer 1 is the first to show a difference.
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 
-use super::{Rows, Transformer};
+use super::{causal_mask, Rows, Transformer};
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 
@@ -24,17 +24,16 @@ impl Transformer {
     /// of `cache` (a passage moved in there; `tokens` are its tokens) so that
     /// they attend to everything before them, as a prefill would have
     /// computed them. 100 recomputes every position through every layer.
-    /// Returns how many positions went through every layer.
     pub fn recompute_moved(
         &self,
         tokens: &[u32],
         start: usize,
         cache: &mut KvCache,
         percent: u8,
-    ) -> Result<usize> {
+    ) -> Result<()> {
         let n = tokens.len();
         if n == 0 || percent == 0 {
-            return Ok(0);
+            return Ok(());
         }
         let span = start..start + n;
         if span.end > cache.len() {
@@ -44,14 +43,13 @@ impl Transformer {
             )));
         }
         let keep = (n * usize::from(percent.min(100))).div_ceil(100);
-        let mut positions: Vec<usize> = span.clone().collect();
-        let mut rows = RowsAt::new(&positions, cache.len(), &self.cos, &self.sin, &self.device)?;
+        let mut rows = RowsAt::new(self, span.clone().collect(), cache.len())?;
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let mut x = self.embeddings.forward(&input)?;
         for index in 0..self.layers.len() {
             let selecting = index == SELECTING_LAYER && keep < n;
             let before = selecting.then(|| cache.layer_span(index, span.clone()));
-            x = self.layer(index, &x, &rows.rows(&positions), cache)?;
+            x = self.layer(index, &x, &rows.rows(), cache)?;
             if let Some(before) = before {
                 let changes = cache.changes_since(&before, index, span.clone());
                 let mut most_changed: Vec<usize> = (0..n).collect();
@@ -60,39 +58,32 @@ impl Transformer {
                 most_changed.sort_unstable();
                 let chosen: Vec<u32> = most_changed.iter().map(|&row| row as u32).collect();
                 x = x.index_select(&Tensor::new(chosen, &self.device)?, 1)?;
-                positions = most_changed.iter().map(|&row| start + row).collect();
-                rows = RowsAt::new(&positions, cache.len(), &self.cos, &self.sin, &self.device)?;
+                let positions = most_changed.iter().map(|&row| start + row).collect();
+                rows = RowsAt::new(self, positions, cache.len())?;
             }
         }
-        Ok(positions.len())
+        Ok(())
     }
 }
 
-/// The mask and rotary tables of rows at scattered positions.
+/// Rows at scattered positions, with their mask and rotary tables.
 struct RowsAt {
+    positions: Vec<usize>,
     mask: Tensor,
     cos: Tensor,
     sin: Tensor,
 }
 
 impl RowsAt {
-    fn new(
-        positions: &[usize],
-        kv_len: usize,
-        cos: &Tensor,
-        sin: &Tensor,
-        device: &Device,
-    ) -> Result<Self> {
-        // Each row sees the positions up to its own, as in a prefill.
-        let data: Vec<u8> =
-            positions.iter().flat_map(|&p| (0..kv_len).map(move |j| u8::from(j > p))).collect();
-        let mask = Tensor::from_slice(&data, (positions.len(), kv_len), device)?;
+    fn new(model: &Transformer, positions: Vec<usize>, kv_len: usize) -> Result<Self> {
+        let mask = causal_mask(positions.iter().copied(), kv_len, &model.device)?;
         let index: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
-        let index = Tensor::new(index, device)?;
-        Ok(Self { mask, cos: cos.index_select(&index, 0)?, sin: sin.index_select(&index, 0)? })
+        let index = Tensor::new(index, &model.device)?;
+        let (cos, sin) = (model.cos.index_select(&index, 0)?, model.sin.index_select(&index, 0)?);
+        Ok(Self { positions, mask, cos, sin })
     }
 
-    fn rows<'a>(&'a self, positions: &'a [usize]) -> Rows<'a> {
-        Rows { mask: Some(&self.mask), cos: &self.cos, sin: &self.sin, at: Some(positions) }
+    fn rows(&self) -> Rows<'_> {
+        Rows { mask: Some(&self.mask), cos: &self.cos, sin: &self.sin, at: Some(&self.positions) }
     }
 }
